@@ -1,0 +1,99 @@
+/**
+ * Every error the library raises carries a stable `code`, so callers can
+ * branch on it without parsing messages.
+ */
+
+export type EventStreamErrorCode =
+  | 'ERR_EVENTSTREAM_INVALID_EVENT'
+  | 'ERR_EVENTSTREAM_INVALID_CHANNEL'
+  | 'ERR_EVENTSTREAM_INVALID_OPTION'
+  | 'ERR_EVENTSTREAM_BAD_REQUEST'
+  | 'ERR_EVENTSTREAM_NOT_ACCEPTABLE'
+  | 'ERR_EVENTSTREAM_CLOSED'
+  | 'ERR_EVENTSTREAM_GRIP_CONFIG'
+  | 'ERR_EVENTSTREAM_GRIP_PUBLISH';
+
+/** A published event or its fields are not valid SSE. Thrown synchronously or as a rejection; nothing is sent. */
+export class InvalidEventError extends TypeError {
+  readonly code = 'ERR_EVENTSTREAM_INVALID_EVENT' as const;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'InvalidEventError';
+  }
+}
+
+/** A channel name given to a publish call breaks the channel-name rules. */
+export class InvalidChannelError extends TypeError {
+  readonly code = 'ERR_EVENTSTREAM_INVALID_CHANNEL' as const;
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidChannelError';
+  }
+}
+
+/** An option passed to the constructor is out of range or of the wrong type. */
+export class InvalidOptionError extends TypeError {
+  readonly code = 'ERR_EVENTSTREAM_INVALID_OPTION' as const;
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidOptionError';
+  }
+}
+
+/**
+ * A request the library refuses with a 4xx status. The message is plain text
+ * meant for the client, so it never contains server internals.
+ */
+export class HttpRequestError extends Error {
+  readonly code: 'ERR_EVENTSTREAM_BAD_REQUEST' | 'ERR_EVENTSTREAM_NOT_ACCEPTABLE';
+  readonly status: number;
+  /** Express's default error handler reads `expose` to decide whether the message may reach the client. */
+  readonly expose = true;
+  constructor(status: 400 | 406, message: string) {
+    super(message);
+    this.name = 'HttpRequestError';
+    this.status = status;
+    this.code = status === 406 ? 'ERR_EVENTSTREAM_NOT_ACCEPTABLE' : 'ERR_EVENTSTREAM_BAD_REQUEST';
+  }
+  get statusCode(): number {
+    return this.status;
+  }
+}
+
+/** The EventStream was closed; it accepts no new streams or publishes. */
+export class EventStreamClosedError extends Error {
+  readonly code = 'ERR_EVENTSTREAM_CLOSED' as const;
+  constructor() {
+    super('EventStream is closed');
+    this.name = 'EventStreamClosedError';
+  }
+}
+
+/** A GRIP option that cannot work: a bad GRIP_URL, control URI or key. Raised by the constructor. */
+export class GripConfigError extends Error {
+  readonly code = 'ERR_EVENTSTREAM_GRIP_CONFIG' as const;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'GripConfigError';
+  }
+}
+
+/**
+ * A GRIP proxy did not accept a publish. `status` is the HTTP status, or -1
+ * when no response arrived (connection refused, timeout); `body` is the
+ * proxy's response text.
+ */
+export class GripPublishError extends Error {
+  readonly code = 'ERR_EVENTSTREAM_GRIP_PUBLISH' as const;
+  readonly proxy: string;
+  readonly status: number;
+  readonly body: string;
+  constructor(proxy: string, status: number, body: string, options?: { cause?: unknown }) {
+    const detail = status === -1 ? body : `HTTP ${status}: ${body.trim().slice(0, 500)}`;
+    super(`GRIP publish to ${proxy} failed: ${detail}`, options);
+    this.name = 'GripPublishError';
+    this.proxy = proxy;
+    this.status = status;
+    this.body = body;
+  }
+}

@@ -1,0 +1,19 @@
+export { EventStream, type EventStreamStats } from './event-stream.js';
+export { getEventStreamSingleton } from './singleton.js';
+export { ChannelPublisher } from './channel/publisher.js';
+export { CHANNEL_NAME_CHARACTERS } from './channel/names.js';
+export type { EventStreamOptions } from './options.js';
+export type { ServerSentEvent, DataSerializer } from './sse/event.js';
+export type { ChannelSpec } from './http/channel-spec.js';
+export type { EventStreamHandler, NextFunction, SseRequest, SseResponse } from './http/types.js';
+export type { GripOption, GripProxyConfig, GripPublisherLike } from './grip/config.js';
+export {
+  EventStreamClosedError,
+  GripConfigError,
+  GripPublishError,
+  HttpRequestError,
+  InvalidChannelError,
+  InvalidEventError,
+  InvalidOptionError,
+  type EventStreamErrorCode,
+} from './errors.js';

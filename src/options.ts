@@ -1,0 +1,66 @@
+import { InvalidOptionError } from './errors.js';
+import type { DataSerializer } from './sse/event.js';
+import { jsonSerializer } from './sse/encoder.js';
+import type { GripOption } from './grip/config.js';
+import { channelNameProblem } from './channel/names.js';
+
+export interface EventStreamOptions {
+  /** GRIP proxy configuration; absent or null serves every stream directly. */
+  grip?: GripOption | null;
+  /** Prefix of every GRIP channel name. Default `'events-'`. */
+  gripPrefix?: string;
+  /** Milliseconds a GRIP control-API call may take before it fails. Default 10000. */
+  gripPublishTimeout?: number;
+  /** Milliseconds without traffic before a keep-alive comment is sent. Default 15000; 0 disables. */
+  keepAliveInterval?: number;
+  /** Unsent bytes a client may fall behind by before it is disconnected. Default 1 MiB. */
+  maxBufferBytes?: number;
+  /** Longest channel name accepted. Default 128. */
+  maxChannelNameLength?: number;
+  /** Most channels one request may listen to. Default 16. */
+  maxChannelsPerRequest?: number;
+  /** Turns `event.data` into text. Default `JSON.stringify`. */
+  serializeData?: DataSerializer;
+}
+
+export interface ResolvedOptions {
+  grip: GripOption | null;
+  gripPrefix: string;
+  gripPublishTimeout: number;
+  keepAliveInterval: number;
+  maxBufferBytes: number;
+  maxChannelNameLength: number;
+  maxChannelsPerRequest: number;
+  serializeData: DataSerializer;
+}
+
+function integerOption(options: EventStreamOptions, key: keyof EventStreamOptions, fallback: number, min: number): number {
+  const value = options[key];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new InvalidOptionError(`options.${key} must be an integer >= ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+export function resolveOptions(options: EventStreamOptions | null | undefined): ResolvedOptions {
+  const given = options ?? {};
+  if (typeof given !== 'object') throw new InvalidOptionError('EventStream options must be an object');
+  const gripPrefix = given.gripPrefix ?? 'events-';
+  if (typeof gripPrefix !== 'string') throw new InvalidOptionError('options.gripPrefix must be a string');
+  if (gripPrefix !== '' && channelNameProblem(gripPrefix, { maxChannelNameLength: 256 }) !== null) {
+    throw new InvalidOptionError(`options.gripPrefix ${JSON.stringify(gripPrefix)} may only contain channel-name characters`);
+  }
+  const serializeData = given.serializeData ?? jsonSerializer;
+  if (typeof serializeData !== 'function') throw new InvalidOptionError('options.serializeData must be a function');
+  return {
+    grip: given.grip ?? null,
+    gripPrefix,
+    gripPublishTimeout: integerOption(given, 'gripPublishTimeout', 10_000, 1),
+    keepAliveInterval: integerOption(given, 'keepAliveInterval', 15_000, 0),
+    maxBufferBytes: integerOption(given, 'maxBufferBytes', 1024 * 1024, 1024),
+    maxChannelNameLength: integerOption(given, 'maxChannelNameLength', 128, 1),
+    maxChannelsPerRequest: integerOption(given, 'maxChannelsPerRequest', 16, 1),
+    serializeData,
+  };
+}
