@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { encodeEvent, encodeComment } from '../src/sse/encoder.js';
+import { InvalidEventError } from '../src/index.js';
+
+function parse(wire: string): { events: EventSourceMessage[]; retries: number[]; comments: string[] } {
+  const events: EventSourceMessage[] = [];
+  const retries: number[] = [];
+  const comments: string[] = [];
+  const parser = createParser({
+    onEvent: (event) => events.push(event),
+    onRetry: (retry) => retries.push(retry),
+    onComment: (comment) => comments.push(comment),
+  });
+  parser.feed(wire);
+  return { events, retries, comments };
+}
+
+const identity = (data: unknown): string => data as string;
+
+test('encodes event, id, retry and JSON data in SSE field order', () => {
+  const encoded = encodeEvent({ event: 'update', id: '7', retry: 2500, data: { name: 'John' } });
+  assert.equal(encoded.text, 'event: update\nid: 7\nretry: 2500\ndata: {"name":"John"}\n\n');
+  assert.deepEqual(encoded.bytes, Buffer.from(encoded.text));
+});
+
+test('omits the event line for the default type and JSON-encodes strings', () => {
+  assert.equal(encodeEvent({ data: 'hi' }).text, 'data: "hi"\n\n');
+  assert.equal(encodeEvent({ data: null }).text, 'data: null\n\n');
+});
+
+test('splits multi-line data on CRLF, CR and LF into one data line each', () => {
+  const encoded = encodeEvent({ data: 'a\r\nb\rc\nd' }, identity);
+  assert.equal(encoded.text, 'data: a\ndata: b\ndata: c\ndata: d\n\n');
+  assert.deepEqual(parse(encoded.text).events.map((e) => e.data), ['a\nb\nc\nd']);
+});
+
+test('refuses CR, LF or NUL in event and id instead of injecting fields', () => {
+  for (const bad of ['a\nretry: 1', 'a\rb', 'a\0b', 'x\r\ndata: injected']) {
+    assert.throws(() => encodeEvent({ event: bad, data: 1 }), InvalidEventError);
+    assert.throws(() => encodeEvent({ id: bad, data: 1 }), InvalidEventError);
+  }
+});
+
+test('refuses undefined, circular, BigInt and function data with a TypeError', () => {
+  const circular: Record<string, unknown> = {};
+  circular.self = circular;
+  for (const data of [undefined, circular, 10n, () => 1, Symbol('s')]) {
+    const error = (() => {
+      try {
+        encodeEvent({ data });
+      } catch (caught) {
+        return caught;
+      }
+      return null;
+    })();
+    assert.ok(error instanceof TypeError, `expected TypeError for ${String(typeof data)}`);
+    assert.equal((error as InvalidEventError).code, 'ERR_EVENTSTREAM_INVALID_EVENT');
+  }
+});
+
+test('refuses non-object events and bad field types', () => {
+  for (const bad of [null, undefined, 'text', 42, [1, 2]]) {
+    assert.throws(() => encodeEvent(bad), InvalidEventError);
+  }
+  assert.throws(() => encodeEvent({ event: 5, data: 1 }), InvalidEventError);
+  assert.throws(() => encodeEvent({ id: 5, data: 1 }), InvalidEventError);
+  assert.throws(() => encodeEvent({ retry: -1, data: 1 }), InvalidEventError);
+  assert.throws(() => encodeEvent({ retry: 1.5, data: 1 }), InvalidEventError);
+});
+
+test('comments cannot carry line breaks', () => {
+  assert.equal(encodeComment('keep-alive'), ': keep-alive\n\n');
+  assert.throws(() => encodeComment('a\nb'), InvalidEventError);
+});
+
+test('property: any string data round-trips through a spec parser', () => {
+  fc.assert(
+    fc.property(fc.string({ unit: 'binary' }), (text) => {
+      const { events } = parse(encodeEvent({ data: text }, identity).text);
+      assert.equal(events.length, 1);
+      assert.equal(events[0]!.data, text.replace(/\r\n|\r/g, '\n'));
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('property: any JSON value round-trips as data', () => {
+  fc.assert(
+    fc.property(fc.jsonValue(), (value) => {
+      const { events } = parse(encodeEvent({ data: value }).text);
+      assert.equal(events.length, 1);
+      assert.deepEqual(JSON.parse(events[0]!.data), JSON.parse(JSON.stringify(value)));
+    }),
+    { numRuns: 1000 },
+  );
+});
+
+test('property: an event or id either round-trips exactly or is refused; no field is ever injected', () => {
+  fc.assert(
+    fc.property(fc.string({ unit: 'binary' }), fc.string({ unit: 'binary' }), fc.string(), (type, id, data) => {
+      let wire: string;
+      try {
+        wire = encodeEvent({ event: type, id, data }, identity).text;
+      } catch (error) {
+        assert.ok(error instanceof InvalidEventError);
+        assert.match(type + id, /[\r\n\0]/);
+        return;
+      }
+      const { events, retries } = parse(wire);
+      assert.equal(events.length, 1);
+      assert.equal(retries.length, 0);
+      assert.equal(events[0]!.event, type === '' ? undefined : type);
+      assert.equal(events[0]!.id, id);
+      assert.equal(events[0]!.data, data.replace(/\r\n|\r/g, '\n'));
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('property: a sequence of events parses back as the same sequence', () => {
+  const eventArb = fc.record({
+    event: fc.option(fc.stringMatching(/^[a-z][a-z-]{0,10}$/), { nil: undefined }),
+    data: fc.jsonValue(),
+  });
+  fc.assert(
+    fc.property(fc.array(eventArb, { maxLength: 20 }), (list) => {
+      const wire = list.map((event) => encodeEvent(event).text).join('');
+      const { events } = parse(wire);
+      assert.equal(events.length, list.length);
+      events.forEach((parsed, i) => {
+        assert.equal(parsed.event, list[i]!.event);
+        assert.deepEqual(JSON.parse(parsed.data), JSON.parse(JSON.stringify(list[i]!.data)));
+      });
+    }),
+  );
+});
