@@ -10,7 +10,8 @@ import { compileChannelSpec, type ChannelResolver, type ChannelSpec } from './ht
 import { EVENT_STREAM_HEADERS } from './http/headers.js';
 import { checkRequestChannels } from './http/request-channels.js';
 import { respondPlainText } from './http/respond.js';
-import { ResponseStream } from './http/response-stream.js';
+import { KeepAliveClock } from './http/keep-alive.js';
+import { ResponseStream, type ResponseStreamHost } from './http/response-stream.js';
 import type { EventStreamHandler, NextFunction, SseRequest, SseResponse } from './http/types.js';
 import { resolveOptions, type EventStreamOptions, type ResolvedOptions } from './options.js';
 import { encodeEvent } from './sse/encoder.js';
@@ -38,6 +39,8 @@ interface EventStreamState {
   /** Writables behind publishEvent, one per channel while writes are in flight, so publishes keep their order. */
   readonly publishWritables: Map<string, { writable: ChannelWritable; inFlight: number }>;
   readonly grip: GripBridge | null;
+  readonly keepAliveClock: KeepAliveClock | null;
+  readonly streamHost: ResponseStreamHost;
   closed: boolean;
 }
 
@@ -67,13 +70,29 @@ export class EventStream {
       return instance.route(spec);
     } as unknown as EventStream;
     Object.setPrototypeOf(instance, new.target.prototype);
+    const hubs = new HubRegistry(metrics);
+    const streams = new Set<ResponseStream>();
+    const keepAliveClock = resolved.keepAliveInterval > 0 ? new KeepAliveClock(resolved.keepAliveInterval, streams) : null;
     states.set(instance, {
       options: resolved,
       metrics,
-      hubs: new HubRegistry(metrics),
-      streams: new Set(),
+      hubs,
+      streams,
       publishWritables: new Map(),
       grip: resolved.grip === null ? null : new GripBridge(resolved.grip, resolved),
+      keepAliveClock,
+      streamHost: {
+        maxBufferBytes: resolved.maxBufferBytes,
+        keepAliveClock,
+        slowClientDropped: () => {
+          metrics.slowClientsDropped++;
+        },
+        streamClosed: (stream) => {
+          streams.delete(stream);
+          keepAliveClock?.streamRemoved();
+          for (const hub of stream.hubs) hubs.release(hub);
+        },
+      },
       closed: false,
     });
     return instance;
@@ -161,6 +180,7 @@ export class EventStream {
     for (const { writable } of state.publishWritables.values()) writable.destroy();
     state.publishWritables.clear();
     state.hubs.destroyAll();
+    state.keepAliveClock?.stop();
   }
 }
 
@@ -214,16 +234,6 @@ function openDirectStream(state: EventStreamState, res: SseResponse, channels: r
   // Proxies and browsers learn at once that the stream started. (HTTP/2 responses send headers on writeHead.)
   (res as { flushHeaders?: () => void }).flushHeaders?.();
   const hubs = channels.map((channel) => state.hubs.retain(channel));
-  const stream = new ResponseStream(res, hubs, {
-    keepAliveMs: state.options.keepAliveInterval,
-    maxBufferBytes: state.options.maxBufferBytes,
-    onSlowClient: () => {
-      state.metrics.slowClientsDropped++;
-    },
-    onClose: (closed) => {
-      state.streams.delete(closed);
-      for (const hub of closed.hubs) state.hubs.release(hub);
-    },
-  });
-  state.streams.add(stream);
+  state.streams.add(new ResponseStream(res, hubs, state.streamHost));
+  state.keepAliveClock?.streamAdded();
 }

@@ -103,8 +103,8 @@ test('thousands of connect/disconnect cycles return hubs, streams, listeners and
   }
   clearInterval(publisher);
   assert.ok(peakStreams > 0, 'streams were open during the cycles');
-  // The hook does see keep-alive timers, so the equality below can fail on a leak.
-  assert.ok(peakTimers > timersBefore + 1, `keep-alive timers were live (peak ${peakTimers}, before ${timersBefore})`);
+  // The hook does see the keep-alive clock's timer while streams live, so the check below can fail on a leak.
+  assert.ok(peakTimers > timersBefore, `the keep-alive timer was live (peak ${peakTimers}, before ${timersBefore})`);
 
   await until(() => eventStream.stats().streams === 0, 10_000, 'streams back to 0');
   const stats = eventStream.stats();

@@ -1,4 +1,4 @@
-import { Duplex, type Writable } from 'readable-stream';
+import { Duplex } from 'readable-stream';
 
 /** Above this many pending bytes a batch is handed on at once instead of at the end of the tick. */
 const MAX_BATCH_BYTES = 64 * 1024;
@@ -10,8 +10,8 @@ export interface HubMetrics {
 
 /**
  * One channel: an object-mode Duplex whose writable side takes encoded event
- * frames (Buffers) and whose readable side emits them, piped to every
- * subscriber's response stream.
+ * frames (Buffers) and whose readable side emits them to every subscriber's
+ * response stream.
  *
  * Frames written in the same tick leave as ONE Buffer, so a burst costs each
  * subscriber one write instead of one per event, and the concatenation is done
@@ -44,18 +44,24 @@ export class ChannelHub extends Duplex {
     });
     this.channel = channel;
     this.metrics = metrics;
-    // one 'data'/'end' listener per piped subscriber
+    // one 'data' listener per subscriber
     this.setMaxListeners(0);
   }
 
-  subscribe(destination: Writable): void {
+  /**
+   * Subscribes a listener to the hub's readable side. A plain 'data' listener
+   * rather than pipe(): pipe() pauses the source whenever one destination is
+   * full, which is exactly what one stuck client must not do to a channel,
+   * and it costs a dozen closures per subscriber.
+   */
+  subscribe(onFrame: (frame: Buffer) => void): void {
     this.subscriberCount++;
-    this.pipe(destination, { end: false });
+    this.on('data', onFrame);
   }
 
-  unsubscribe(destination: Writable): void {
+  unsubscribe(onFrame: (frame: Buffer) => void): void {
     this.subscriberCount--;
-    this.unpipe(destination);
+    this.removeListener('data', onFrame);
   }
 
   override _read(): void {

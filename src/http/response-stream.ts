@@ -2,84 +2,82 @@ import { transform } from 'through2';
 import type { Transform } from 'readable-stream';
 import type { ChannelHub } from '../channel/hub.js';
 import { KEEP_ALIVE_TEXT, STREAM_OPEN_TEXT } from '../sse/encoder.js';
+import type { KeepAliveTarget } from './keep-alive.js';
 import type { SseResponse } from './types.js';
 
 const STREAM_OPEN = Buffer.from(STREAM_OPEN_TEXT);
 const KEEP_ALIVE = Buffer.from(KEEP_ALIVE_TEXT);
 
-export interface ResponseStreamOptions {
-  keepAliveMs: number;
-  maxBufferBytes: number;
-  /** Called once when the response is gone (closed by the client, dropped as slow, or ended by close()). */
-  onClose: (stream: ResponseStream) => void;
-  onSlowClient: () => void;
+/** What every response stream of one EventStream shares, so a connection carries no per-stream callbacks. */
+export interface ResponseStreamHost {
+  readonly maxBufferBytes: number;
+  /** Current keep-alive tick, or null when keep-alives are off. */
+  readonly keepAliveClock: { readonly tick: number } | null;
+  streamClosed(stream: ResponseStream): void;
+  slowClientDropped(stream: ResponseStream): void;
 }
 
 type FlushableResponse = SseResponse & { flush?: () => void };
 
 /**
- * One SSE response: a Transform (through2) piped from each of its channel
- * hubs and piped into `res`.
+ * One SSE response: a Transform (through2) fed by each of its channel hubs,
+ * whose output is written to `res`.
  *
  * - The opening bytes are queued first, so the client sees the stream start.
- * - Unsent bytes (queued here plus queued in `res`) are bounded by
- *   `maxBufferBytes`; a client that falls further behind is destroyed instead
- *   of growing the server's memory or stalling its channels.
- * - Frames from several hubs arriving in one tick leave as one write.
- * - A keep-alive comment goes out after `keepAliveMs` without traffic.
+ * - Unsent bytes (here and in `res`) are bounded by `maxBufferBytes`; a client
+ *   that falls further behind is destroyed instead of growing the server's
+ *   memory or stalling its channels. That bound replaces pipe()'s pause on
+ *   `res` backpressure, which would let one stuck socket pause the hub.
+ * - Frames from several hubs arriving in one tick leave as one write (a hub
+ *   already turns a burst on one channel into one frame).
  */
-export class ResponseStream {
+export class ResponseStream implements KeepAliveTarget {
   readonly res: FlushableResponse;
   readonly hubs: readonly ChannelHub[];
+  activityTick = 0;
   private readonly transform: Transform;
-  private readonly options: ResponseStreamOptions;
-  private keepAlive: NodeJS.Timeout | null = null;
+  private readonly host: ResponseStreamHost;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private flushScheduled = false;
   private congested = false;
   private closed = false;
-  private readonly resFlush: (() => void) | null;
+  private readonly onResClose: () => void;
+  /** One listener for all of this response's hubs. */
+  private readonly onFrame: (frame: Buffer) => void;
+  private onResDrain: (() => void) | null = null;
 
-  constructor(res: SseResponse, hubs: readonly ChannelHub[], options: ResponseStreamOptions) {
+  constructor(res: SseResponse, hubs: readonly ChannelHub[], host: ResponseStreamHost) {
     this.res = res as FlushableResponse;
     this.hubs = hubs;
-    this.options = options;
-    // Behind `compression`, data sits in zlib until flushed.
-    this.resFlush = typeof this.res.flush === 'function' ? this.res.flush.bind(this.res) : null;
+    this.host = host;
 
-    const self = this;
     const coalesce = hubs.length > 1;
     this.transform = transform(
       {
         writableObjectMode: true,
         writableHighWaterMark: 1024,
-        // Never let the Transform hold back the hub: the byte bound below drops the client first.
-        readableHighWaterMark: options.maxBufferBytes * 2 + KEEP_ALIVE.length,
+        // Never let the Transform hold back the hub: the byte bound drops the client first.
+        readableHighWaterMark: host.maxBufferBytes * 2 + KEEP_ALIVE.length,
       },
-      function onFrame(frame: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void) {
-        self.accept(frame, coalesce);
+      (frame: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void) => {
+        this.accept(frame, coalesce);
         callback();
       },
     );
     this.transform.on('error', () => this.close());
+    // Flowing mode: each pushed chunk reaches res.write() synchronously.
+    this.transform.on('data', (chunk: Buffer) => this.write(chunk));
 
-    this.onResClose = this.onResClose.bind(this);
-    this.onResDrain = this.onResDrain.bind(this);
+    this.onResClose = () => this.close();
     res.on('close', this.onResClose);
 
     this.transform.push(STREAM_OPEN);
-    this.transform.pipe(res as unknown as NodeJS.WritableStream);
-    for (const hub of hubs) hub.subscribe(this.transform);
-
-    if (options.keepAliveMs > 0) {
-      this.keepAlive = setTimeout(sendKeepAlive, options.keepAliveMs, this);
-      this.keepAlive.unref();
-    }
-  }
-
-  get isClosed(): boolean {
-    return this.closed;
+    this.onFrame = (frame) => {
+      this.transform.write(frame);
+    };
+    for (const hub of hubs) hub.subscribe(this.onFrame);
+    this.activityTick = host.keepAliveClock?.tick ?? 0;
   }
 
   /** Ends the response cleanly (graceful shutdown). */
@@ -90,21 +88,19 @@ export class ResponseStream {
     this.res.end();
   }
 
-  /** @internal */
   sendKeepAlive(): void {
-    if (this.closed) return;
-    this.emit(KEEP_ALIVE);
+    if (!this.closed) this.transform.push(KEEP_ALIVE);
   }
 
   private accept(frame: Buffer, coalesce: boolean): void {
     if (this.closed) return;
     const unsent = this.transform.readableLength + this.res.writableLength + this.pendingBytes + frame.length;
-    if (unsent > this.options.maxBufferBytes) {
+    if (unsent > this.host.maxBufferBytes) {
       this.dropAsSlow();
       return;
     }
     if (!coalesce) {
-      this.emit(frame);
+      this.transform.push(frame);
       return;
     }
     this.pending.push(frame);
@@ -122,23 +118,25 @@ export class ResponseStream {
     const chunk = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
-    this.emit(chunk);
-  }
-
-  private emit(chunk: Buffer): void {
-    // While flowing, push() hands the chunk straight to res.write().
     this.transform.push(chunk);
-    this.resFlush?.();
-    this.keepAlive?.refresh();
-    if (!this.congested && this.res.writableNeedDrain) {
-      this.congested = true;
-      for (const hub of this.hubs) hub.congestedSubscribers++;
-      this.res.once('drain', this.onResDrain);
-    }
   }
 
-  private onResDrain(): void {
-    this.clearCongestion();
+  private write(chunk: Buffer): void {
+    const { res } = this;
+    (res as { write(chunk: Buffer): boolean }).write(chunk);
+    // Behind `compression`, data sits in zlib until flushed.
+    if (typeof res.flush === 'function') res.flush();
+    const clock = this.host.keepAliveClock;
+    if (clock !== null) this.activityTick = clock.tick;
+    if (!this.congested && res.writableNeedDrain) this.markCongested();
+  }
+
+  /** The hub paces its writers while any subscriber's socket is backed up. */
+  private markCongested(): void {
+    this.congested = true;
+    for (const hub of this.hubs) hub.congestedSubscribers++;
+    this.onResDrain ??= () => this.clearCongestion();
+    this.res.once('drain', this.onResDrain);
   }
 
   private clearCongestion(): void {
@@ -148,36 +146,23 @@ export class ResponseStream {
   }
 
   private dropAsSlow(): void {
-    this.options.onSlowClient();
+    this.host.slowClientDropped(this);
     this.close();
     // The client is not reading: end() would wait forever for the buffer to drain.
     this.res.destroy();
   }
 
-  private onResClose(): void {
-    this.close();
-  }
-
   private close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.keepAlive !== null) {
-      clearTimeout(this.keepAlive);
-      this.keepAlive = null;
-    }
     this.clearCongestion();
     this.res.removeListener('close', this.onResClose);
-    this.res.removeListener('drain', this.onResDrain);
-    for (const hub of this.hubs) hub.unsubscribe(this.transform);
-    this.transform.unpipe();
+    if (this.onResDrain !== null) this.res.removeListener('drain', this.onResDrain);
+    for (const hub of this.hubs) hub.unsubscribe(this.onFrame);
     this.transform.destroy();
     this.pending = [];
-    this.options.onClose(this);
+    this.host.streamClosed(this);
   }
-}
-
-function sendKeepAlive(stream: ResponseStream): void {
-  stream.sendKeepAlive();
 }
 
 function flushResponsePending(stream: ResponseStream): void {
