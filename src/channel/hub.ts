@@ -77,7 +77,27 @@ export class ChannelHub extends Duplex {
     chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>,
     callback: (error?: Error | null) => void,
   ): void {
-    for (let i = 0; i < chunks.length; i++) this.enqueue(chunks[i]!.chunk);
+    this.enqueueFrom(chunks, 0, callback);
+  }
+
+  /**
+   * Enqueues a batch, but stops as soon as a subscriber's socket backs up and
+   * resumes on the next turn of the event loop: a large batch must not land
+   * on a healthy socket in one go and trip its slow-client bound.
+   */
+  private enqueueFrom(
+    chunks: Array<{ chunk: Buffer }>,
+    start: number,
+    callback: (error?: Error | null) => void,
+  ): void {
+    for (let i = start; i < chunks.length; i++) {
+      this.enqueue(chunks[i]!.chunk);
+      if (this.congestedSubscribers > 0 && i + 1 < chunks.length) {
+        this.flushBatch();
+        setImmediate(() => this.enqueueFrom(chunks, i + 1, callback));
+        return;
+      }
+    }
     this.pace(callback);
   }
 

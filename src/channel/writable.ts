@@ -39,12 +39,25 @@ export class ChannelWritable extends Writable {
   private onRelease: (() => void) | null;
 
   constructor(options: ChannelWritableOptions) {
-    super({ objectMode: true, highWaterMark: options.highWaterMark ?? 16 });
+    super({ objectMode: true, highWaterMark: options.highWaterMark ?? 64 });
     this.channel = options.channel;
     this.hub = options.hub;
     this.remote = options.remote;
     this.serializeData = options.serializeData;
     this.onRelease = options.onRelease;
+  }
+
+  /**
+   * With a remote publisher, writes issued in one tick are corked together so
+   * they reach `_writev` as one batch (one control-API request) instead of the
+   * first going out alone after every drain.
+   */
+  override write(chunk: unknown, encoding?: string | Callback, callback?: Callback): boolean {
+    if (this.remote !== null && this.writableCorked === 0 && !this.destroyed) {
+      this.cork();
+      process.nextTick(uncork, this);
+    }
+    return super.write(chunk, encoding as string, callback);
   }
 
   override _write(chunk: unknown, _encoding: BufferEncoding, callback: Callback): void {
@@ -105,6 +118,10 @@ export class ChannelWritable extends Writable {
     this.onRelease = null;
     release?.();
   }
+}
+
+function uncork(writable: Writable): void {
+  writable.uncork();
 }
 
 function writeFrames(hub: ChannelHub, frames: EncodedEvent[], callback: Callback): void {

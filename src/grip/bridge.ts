@@ -1,9 +1,8 @@
 import type { RemotePublisher } from '../channel/writable.js';
-import type { SseRequest, SseResponse } from '../http/types.js';
 import type { EncodedEvent } from '../sse/encoder.js';
 import { resolveGripProxies, type GripProxy } from './config.js';
 import { publishToProxy, serializeItems } from './control-api.js';
-import { respondWithHold } from './hold.js';
+import { holdResponse, type HoldResponse } from './hold.js';
 import { isProxiedRequest } from './signature.js';
 
 export interface GripBridgeOptions {
@@ -39,12 +38,13 @@ export class GripBridge implements RemotePublisher {
     return this.options.gripPrefix + channel;
   }
 
-  isProxied(req: SseRequest): Promise<boolean> {
-    return isProxiedRequest(req.headers['grip-sig'], this.proxies);
+  isProxied(gripSig: string | string[] | undefined): Promise<boolean> {
+    return isProxiedRequest(gripSig, this.proxies);
   }
 
-  respondHold(res: SseResponse, channels: readonly string[]): void {
-    respondWithHold(res, channels.map((channel) => this.gripChannel(channel)), this.options.keepAliveInterval);
+  /** Hold instructions for a proxied request on `channels`. */
+  hold(channels: readonly string[]): HoldResponse {
+    return holdResponse(channels.map((channel) => this.gripChannel(channel)), this.options.keepAliveInterval);
   }
 
   async publish(channel: string, events: readonly EncodedEvent[]): Promise<void> {

@@ -1,5 +1,4 @@
 import { KEEP_ALIVE_TEXT, STREAM_OPEN_TEXT } from '../sse/encoder.js';
-import type { SseResponse } from '../http/types.js';
 
 /** GRIP's cstring format: backslash escapes, so the value fits in one header line. */
 function cstring(text: string): string {
@@ -21,9 +20,17 @@ export function holdHeaders(gripChannels: readonly string[], keepAliveMs: number
   return headers;
 }
 
-/** Answers a proxied request with hold instructions and the opening bytes; the proxy holds the stream, not us. */
-export function respondWithHold(res: SseResponse, gripChannels: readonly string[], keepAliveMs: number): void {
+export interface HoldResponse {
+  headers: Record<string, string>;
+  /** The same opening bytes as a direct stream; the proxy sends them, then holds the stream. */
+  body: string;
+}
+
+/** A proxied request's answer: hold instructions and the opening bytes. The proxy holds the stream, not us. */
+export function holdResponse(gripChannels: readonly string[], keepAliveMs: number): HoldResponse {
   const body = STREAM_OPEN_TEXT;
-  res.writeHead(200, { ...holdHeaders(gripChannels, keepAliveMs), 'content-length': String(Buffer.byteLength(body)) });
-  res.end(body);
+  return {
+    headers: { ...holdHeaders(gripChannels, keepAliveMs), 'content-length': String(Buffer.byteLength(body)) },
+    body,
+  };
 }

@@ -3,7 +3,7 @@ import type { Transform } from 'readable-stream';
 import type { ChannelHub } from '../channel/hub.js';
 import { KEEP_ALIVE_TEXT, STREAM_OPEN_TEXT } from '../sse/encoder.js';
 import type { KeepAliveTarget } from './keep-alive.js';
-import type { SseResponse } from './types.js';
+import type { EventSink } from './types.js';
 
 const STREAM_OPEN = Buffer.from(STREAM_OPEN_TEXT);
 const KEEP_ALIVE = Buffer.from(KEEP_ALIVE_TEXT);
@@ -16,8 +16,6 @@ export interface ResponseStreamHost {
   streamClosed(stream: ResponseStream): void;
   slowClientDropped(stream: ResponseStream): void;
 }
-
-type FlushableResponse = SseResponse & { flush?: () => void };
 
 /**
  * One SSE response: a Transform (through2) fed by each of its channel hubs,
@@ -32,7 +30,7 @@ type FlushableResponse = SseResponse & { flush?: () => void };
  *   already turns a burst on one channel into one frame).
  */
 export class ResponseStream implements KeepAliveTarget {
-  readonly res: FlushableResponse;
+  readonly res: EventSink;
   readonly hubs: readonly ChannelHub[];
   activityTick = 0;
   private readonly transform: Transform;
@@ -47,8 +45,8 @@ export class ResponseStream implements KeepAliveTarget {
   private readonly onFrame: (frame: Buffer) => void;
   private onResDrain: (() => void) | null = null;
 
-  constructor(res: SseResponse, hubs: readonly ChannelHub[], host: ResponseStreamHost) {
-    this.res = res as FlushableResponse;
+  constructor(res: EventSink, hubs: readonly ChannelHub[], host: ResponseStreamHost) {
+    this.res = res;
     this.hubs = hubs;
     this.host = host;
 
@@ -123,7 +121,7 @@ export class ResponseStream implements KeepAliveTarget {
 
   private write(chunk: Buffer): void {
     const { res } = this;
-    (res as { write(chunk: Buffer): boolean }).write(chunk);
+    res.write(chunk);
     // Behind `compression`, data sits in zlib until flushed.
     if (typeof res.flush === 'function') res.flush();
     const clock = this.host.keepAliveClock;

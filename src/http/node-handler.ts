@@ -1,0 +1,40 @@
+import type { EventStreamCore } from '../core.js';
+import { EVENT_STREAM_HEADERS } from './headers.js';
+import { respondPlainText } from './respond.js';
+import type { EventSink, SseRequest, SseResponse } from './types.js';
+
+/**
+ * Serves one Node request (HTTP/1 or the HTTP/2 compatibility API): refuses
+ * it with a plain-text 4xx/503, answers with GRIP hold instructions, or opens
+ * a direct stream. Resolves once one of those is done.
+ */
+export async function serveNodeRequest(
+  core: EventStreamCore,
+  req: SseRequest,
+  res: SseResponse,
+  resolveChannels: () => unknown,
+): Promise<void> {
+  const admission = await core.admit({
+    accept: req.headers.accept,
+    gripSig: req.headers['grip-sig'],
+    resolveChannels,
+  });
+  // The client may have left while channels were being resolved.
+  if (res.destroyed || res.writableEnded) return;
+  switch (admission.kind) {
+    case 'refuse':
+      respondPlainText(res, admission.status, admission.message);
+      return;
+    case 'hold': {
+      const { headers, body } = core.grip!.hold(admission.channels);
+      res.writeHead(200, headers);
+      res.end(body);
+      return;
+    }
+    case 'stream':
+      res.writeHead(200, EVENT_STREAM_HEADERS);
+      // Proxies and browsers learn at once that the stream started. (HTTP/2 sends headers on writeHead.)
+      (res as { flushHeaders?: () => void }).flushHeaders?.();
+      core.openStream(res as unknown as EventSink, admission.channels);
+  }
+}
