@@ -1,4 +1,4 @@
-export { EventStream, type EventStreamStats } from './event-stream.js';
+export { EventStream, type EventStreamStats, type WebEventStreamHandler, type WebRouteContext } from './event-stream.js';
 export { getEventStreamSingleton } from './singleton.js';
 export { ChannelPublisher } from './channel/publisher.js';
 export { CHANNEL_NAME_CHARACTERS } from './channel/names.js';

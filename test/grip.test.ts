@@ -659,6 +659,7 @@ test('batching: piping 10,000 events makes far fewer control-API requests, and t
   assert.deepEqual([...seen.paths], ['POST /publish/']);
   assert.equal(seen.items, BIG);
   assert.ok(seen.requests < 1000, `${seen.requests} control-API requests for ${BIG} piped events`);
+  console.log(`batching: ${seen.requests} control-API requests for ${BIG} piped events`);
 
   // Concurrent publishEvent calls are batched too.
   const before = seen.requests;
