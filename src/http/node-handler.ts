@@ -1,3 +1,4 @@
+import { Http2ServerResponse } from 'node:http2';
 import type { EventStreamCore } from '../core.js';
 import { EVENT_STREAM_HEADERS } from './headers.js';
 import { respondPlainText } from './respond.js';
@@ -20,7 +21,7 @@ export async function serveNodeRequest(
     resolveChannels,
   });
   // The client may have left while channels were being resolved.
-  if (res.destroyed || res.writableEnded) return;
+  if (clientGone(res)) return;
   switch (admission.kind) {
     case 'refuse':
       respondPlainText(res, admission.status, admission.message);
@@ -37,4 +38,16 @@ export async function serveNodeRequest(
       (res as { flushHeaders?: () => void }).flushHeaders?.();
       core.openStream(res as unknown as EventSink, admission.channels);
   }
+}
+
+/**
+ * Whether the response can no longer reach the client. An HTTP/2
+ * compatibility response is no Writable at run time: after its stream is
+ * reset, `destroyed` is undefined, `writableEnded` stays false and no second
+ * 'close' comes, so a stream opened on it would never be released. Its
+ * Http2Stream knows.
+ */
+function clientGone(res: SseResponse): boolean {
+  if (res instanceof Http2ServerResponse) return res.stream.destroyed || res.writableEnded;
+  return res.destroyed || res.writableEnded;
 }
