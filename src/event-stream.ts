@@ -1,7 +1,8 @@
 import type { Writable } from 'node:stream';
 import { assertChannelName } from './channel/names.js';
 import { ChannelPublisher } from './channel/publisher.js';
-import { EventStreamCore, type EventStreamStats } from './core.js';
+import { EventStreamCore } from './core.js';
+import type { EventStreamStats } from './stats.js';
 import { compileChannelSpec, type ChannelSpec, type RouteValues } from './http/channel-spec.js';
 import { serveNodeRequest } from './http/node-handler.js';
 import { respondPlainText } from './http/respond.js';
@@ -9,8 +10,6 @@ import type { EventStreamHandler, NextFunction, SseRequest, SseResponse } from '
 import type { EventStreamOptions } from './options.js';
 import type { ServerSentEvent } from './sse/event.js';
 import { serveWebRequest } from './web/web-handler.js';
-
-export type { EventStreamStats };
 
 /** The second argument web frameworks pass to route handlers (Next.js App Router: `{ params }`, possibly a promise). */
 export interface WebRouteContext {

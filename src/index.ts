@@ -1,4 +1,5 @@
-export { EventStream, type EventStreamStats, type WebEventStreamHandler, type WebRouteContext } from './event-stream.js';
+export { EventStream, type WebEventStreamHandler, type WebRouteContext } from './event-stream.js';
+export type { EventStreamStats } from './stats.js';
 export { getEventStreamSingleton } from './singleton.js';
 export { ChannelPublisher } from './channel/publisher.js';
 export { CHANNEL_NAME_CHARACTERS } from './channel/names.js';
@@ -6,7 +7,7 @@ export type { EventStreamOptions } from './options.js';
 export type { ServerSentEvent, DataSerializer } from './sse/event.js';
 export type { ChannelSpec } from './http/channel-spec.js';
 export type { EventStreamHandler, NextFunction, SseRequest, SseResponse } from './http/types.js';
-export type { GripOption, GripProxyConfig, GripPublisherLike } from './grip/config.js';
+export type { GripOption, GripProxyConfig, GripPublisherClientLike, GripPublisherLike } from './grip/options.js';
 export {
   EventStreamClosedError,
   GripConfigError,

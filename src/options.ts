@@ -1,7 +1,7 @@
 import { InvalidOptionError } from './errors.js';
 import type { DataSerializer } from './sse/event.js';
 import { jsonSerializer } from './sse/encoder.js';
-import type { GripOption } from './grip/config.js';
+import type { GripOption } from './grip/options.js';
 import { channelNameProblem } from './channel/names.js';
 
 export interface EventStreamOptions {

@@ -1,22 +1,6 @@
 import { parseGripUri, PublisherClient, type IPublisherClient } from '@fanoutio/grip';
 import { GripConfigError } from '../errors.js';
-
-/** A GRIP proxy's control endpoint, as `@fanoutio/grip` takes it. */
-export interface GripProxyConfig {
-  control_uri: string;
-  control_iss?: string;
-  key?: string | Uint8Array;
-  verify_iss?: string;
-  verify_key?: string | Uint8Array;
-}
-
-/** The part of `@fanoutio/grip`'s `Publisher` this library uses. */
-export interface GripPublisherLike {
-  clients: IPublisherClient[];
-}
-
-/** Every form `options.grip` takes: a GRIP_URL, a config, several configs, or a Publisher. */
-export type GripOption = string | GripProxyConfig | ReadonlyArray<string | GripProxyConfig> | GripPublisherLike;
+import type { GripProxyConfig, GripPublisherLike } from './options.js';
 
 /** One proxy, reduced to what publishing and signature checks need. */
 export interface GripProxy {
@@ -108,7 +92,7 @@ function fromClient(client: IPublisherClient, where: string): GripProxy {
 export function resolveGripProxies(option: unknown): GripProxy[] {
   if (isPublisherLike(option)) {
     if (option.clients.length === 0) throw new GripConfigError('options.grip is a Publisher without clients');
-    return option.clients.map((client, i) => fromClient(client, `options.grip.clients[${i}]`));
+    return option.clients.map((client, i) => fromClient(client as IPublisherClient, `options.grip.clients[${i}]`));
   }
   if (Array.isArray(option)) {
     if (option.length === 0) throw new GripConfigError('options.grip is an empty array');

@@ -121,12 +121,13 @@ export class ResponseStream implements KeepAliveTarget {
 
   private write(chunk: Buffer): void {
     const { res } = this;
-    res.write(chunk);
+    const accepted = res.write(chunk);
     // Behind `compression`, data sits in zlib until flushed.
     if (typeof res.flush === 'function') res.flush();
     const clock = this.host.keepAliveClock;
     if (clock !== null) this.activityTick = clock.tick;
-    if (!this.congested && res.writableNeedDrain) this.markCongested();
+    // HTTP/2 compatibility responses have no writableNeedDrain; write() returning false says the same.
+    if (!this.congested && (accepted === false || res.writableNeedDrain)) this.markCongested();
   }
 
   /** The hub paces its writers while any subscriber's socket is backed up. */
