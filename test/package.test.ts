@@ -73,7 +73,7 @@ before(async () => {
 
   // A fresh copy of the project, as a clean checkout would be, sharing node_modules for the build tools.
   const project = join(work, 'project');
-  const skipAtTop = new Set(['dist', '.git', 'test-artifacts']);
+  const skipAtTop = new Set(['dist', '.git', 'test-artifacts', 'examples', 'bench']);
   const skipAnywhere = new Set(['node_modules', '.next']);
   cpSync(repoRoot, project, {
     recursive: true,

@@ -1,0 +1,3 @@
+import { getEventStreamSingleton } from '@fanoutio/eventstream';
+export const CHANNEL_NAME = 'test';
+export const eventStream = getEventStreamSingleton();
