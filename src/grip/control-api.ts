@@ -5,6 +5,12 @@ import type { GripProxy } from './config.js';
 
 /** Pushpin refuses publish bodies of 1,000,000 bytes or more. */
 export const MAX_PUBLISH_BODY_BYTES = 1_000_000;
+/**
+ * Pushpin queues at most 100 items per held stream (PUBLISH_QUEUE_MAX) and
+ * silently drops the rest while still answering 200, so a request carries
+ * fewer than that; requests for one channel are sent one after another.
+ */
+export const MAX_ITEMS_PER_REQUEST = 64;
 const ENVELOPE_BYTES = '{"items":[]}'.length;
 
 /** One `http-stream` item per event, serialized once and shared by every proxy. */
@@ -13,14 +19,14 @@ export function serializeItems(channel: string, events: readonly EncodedEvent[])
   return events.map((event) => `${prefix}${JSON.stringify(event.text)}}}}`);
 }
 
-/** Splits items into request bodies under the proxy's size cap, keeping their order. */
+/** Splits items into request bodies under the proxy's size and item caps, keeping their order. */
 export function packBodies(items: readonly string[]): string[] {
   const bodies: string[] = [];
   let current: string[] = [];
   let size = ENVELOPE_BYTES;
   for (const item of items) {
     const itemBytes = Buffer.byteLength(item) + 1;
-    if (current.length > 0 && size + itemBytes >= MAX_PUBLISH_BODY_BYTES) {
+    if (current.length > 0 && (size + itemBytes >= MAX_PUBLISH_BODY_BYTES || current.length === MAX_ITEMS_PER_REQUEST)) {
       bodies.push(`{"items":[${current.join(',')}]}`);
       current = [];
       size = ENVELOPE_BYTES;
