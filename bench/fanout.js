@@ -1,0 +1,549 @@
+// Fan-out benchmark: raw node:http vs EventStream vs better-sse vs sse-channel.
+//
+// Each implementation runs alone, in turn, in its own server child process
+// (bench/fanout/server.js, --expose-gc); the N clients live in one separate
+// client child process (bench/fanout/client.js, raw sockets). This module
+// drives both over IPC and returns a markdown report.
+//
+// Environment overrides (defaults in brackets):
+//   BENCH_CLIENTS [1000]            clients for the burst, memory and large latency runs
+//   BENCH_CLIENTS_SMALL [100]       clients for the small latency run
+//   BENCH_BURSTS [20]               measured bursts (fewer if BENCH_BURST_BUDGET_MS runs out)
+//   BENCH_BURST_BUDGET_MS [12000]   per implementation: stop measuring bursts after this long (at least 5 bursts)
+//   BENCH_WARMUP_BURSTS [2]         unmeasured bursts first
+//   BENCH_BURST_EVENTS [200]        events per burst, written synchronously
+//   BENCH_PAYLOAD_BYTES [100]       JSON data bytes per event
+//   BENCH_LATENCY_MS [5000]         measured steady-rate duration per latency run
+//   BENCH_LATENCY_WARMUP_MS [500]   steady-rate events before measuring
+//   BENCH_LATENCY_INTERVAL_MS [10]  one event every this many ms
+//   BENCH_IMPLS [raw,eventstream,better-sse,sse-channel]   raw is always included
+//   BENCH_REPEAT [1]                rounds over all implementations; medians are reported
+//   BENCH_ES_KEEPALIVE              keepAliveInterval for EventStream (default: the library default)
+//   BENCH_ES_PUBLISH [writable]     'writable' (createChannelWritable writes) or 'publishEvent'
+//   BENCH_FANOUT_JSON               if set, a file to write every round's raw measurements to
+import { execFileSync, fork } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { connect, wallNow } from './fanout/ipc.js';
+
+const SERVER = fileURLToPath(new URL('./fanout/server.js', import.meta.url));
+const CLIENT = fileURLToPath(new URL('./fanout/client.js', import.meta.url));
+const ALL_IMPLS = ['raw', 'eventstream', 'better-sse', 'sse-channel'];
+
+// Bars the project must meet: EventStream relative to raw, at these settings.
+const BARS = { cpu: 1.0, heap: 1.5, latency: 1.1 };
+/** Other processes or steal above this % of a core during a measurement make the run suspect. */
+const NOISY_PCT = 20;
+const BAR_SETTINGS = { clients: 1000, clientsSmall: 100, burstEvents: 200, intervalMs: 10, payloadBytes: 100 };
+
+function envInt(name, fallback, min = 1) {
+  const text = process.env[name];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < min) throw new Error(`${name} must be an integer >= ${min}, got ${text}`);
+  return value;
+}
+
+function config(options) {
+  const impls = (process.env.BENCH_IMPLS ?? ALL_IMPLS.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const impl of impls) if (!ALL_IMPLS.includes(impl)) throw new Error(`BENCH_IMPLS: unknown implementation ${impl}`);
+  if (!impls.includes('raw')) impls.unshift('raw'); // every ratio is against raw
+  const clients = envInt('BENCH_CLIENTS', 1000);
+  return {
+    impls,
+    clients,
+    clientsSmall: Math.min(clients, envInt('BENCH_CLIENTS_SMALL', 100)),
+    bursts: envInt('BENCH_BURSTS', 20),
+    burstBudgetMs: envInt('BENCH_BURST_BUDGET_MS', 12_000),
+    warmupBursts: envInt('BENCH_WARMUP_BURSTS', 2, 0),
+    burstEvents: envInt('BENCH_BURST_EVENTS', 200),
+    payloadBytes: envInt('BENCH_PAYLOAD_BYTES', 100, 32),
+    latencyMs: envInt('BENCH_LATENCY_MS', 5000),
+    latencyWarmupMs: envInt('BENCH_LATENCY_WARMUP_MS', 500, 0),
+    intervalMs: envInt('BENCH_LATENCY_INTERVAL_MS', 10),
+    repeat: envInt('BENCH_REPEAT', 1),
+    log: options.log ?? ((line) => process.stderr.write(`${line}\n`)),
+  };
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(what, predicate, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await predicate()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+function openFileLimit() {
+  try {
+    const text = execFileSync('/bin/sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim();
+    return text === 'unlimited' ? Infinity : Number(text);
+  } catch {
+    return NaN;
+  }
+}
+
+const cpuMicros = (usage) => usage.user + usage.system;
+
+// ---------------------------------------------------------------------------
+// Machine load (Linux /proc): how much CPU went to things other than the
+// benchmark's own processes, and how much the hypervisor stole. Both skew
+// results on a shared 2-core machine, so they are reported with them.
+
+function procTicks(pid) {
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime + stime, all threads
+}
+
+function machineSnapshot(pids) {
+  try {
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    let ours = 0;
+    for (const pid of pids) ours += procTicks(pid);
+    return { at: performance.now(), busy: user + nice + system + irq + softirq, ours, steal };
+  } catch {
+    return null;
+  }
+}
+
+/** CPU of other processes and stolen CPU, in % of one core, between two snapshots. */
+function machineLoad(a, b) {
+  if (a === null || b === null) return { otherPct: NaN, stealPct: NaN };
+  const ticksPerSec = 100; // USER_HZ
+  const seconds = (b.at - a.at) / 1000;
+  const other = b.busy - a.busy - (b.ours - a.ours);
+  return {
+    otherPct: (Math.max(0, other) / ticksPerSec / seconds) * 100,
+    stealPct: ((b.steal - a.steal) / ticksPerSec / seconds) * 100,
+  };
+}
+
+// ---------------------------------------------------------------------------
+
+/** Runs every scenario against one implementation, with fresh server and client processes. */
+async function measure(impl, cfg) {
+  const { log } = cfg;
+  const server = connect(
+    fork(SERVER, [impl], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+    `server[${impl}]`,
+  );
+  const client = connect(fork(CLIENT, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'client');
+  const pids = [server.child.pid, client.child.pid, process.pid];
+  const result = { impl };
+  const serverCount = () => server.call('count');
+  try {
+    const { port } = await server.call('start');
+
+    // Both sides stamp with performance.timeOrigin + performance.now(); check they agree (CLOCK_MONOTONIC is shared).
+    const [sc, cc] = await Promise.all([server.call('clock'), client.call('clock')]);
+    result.clockSkewMs = sc.wall - sc.mono - (cc.wall - cc.mono);
+
+    // Warm-up: a few connections and events, so lazily loaded code is not counted as per-connection memory.
+    await client.call('connect', { port, n: 20 });
+    await until('warm-up clients', async () => (await serverCount()) === 20);
+    await client.call('expect', { events: 20 });
+    const warm = client.call('awaitTarget');
+    await server.call('burst', { events: 20, bytes: cfg.payloadBytes });
+    await warm;
+    await client.call('close', { keep: 0 });
+    await until('warm-up clients to leave', async () => (await serverCount()) === 0);
+
+    // Idle memory per connection: after N clients connected, gc'd, minus before, over N.
+    const before = await server.call('mem');
+    await client.call('connect', { port, n: cfg.clients }, 120_000);
+    await until(`${cfg.clients} server-side subscribers`, async () => (await serverCount()) === cfg.clients);
+    await sleep(100);
+    const after = await server.call('mem');
+    result.heapPerConn = (after.heapUsed - before.heapUsed) / cfg.clients;
+    result.rssPerConn = (after.rss - before.rss) / cfg.clients;
+    result.externalPerConn = (after.external - before.external) / cfg.clients;
+    log(`  ${impl}: idle memory with ${cfg.clients} clients: ${Math.round(result.heapPerConn)} B heap/conn`);
+
+    // Bursts: each written synchronously, then awaited until every client has all of it.
+    const burst = async () => {
+      await client.call('expect', { events: cfg.burstEvents });
+      const done = client.call('awaitTarget', {}, 120_000);
+      const start = performance.now();
+      await server.call('burst', { events: cfg.burstEvents, bytes: cfg.payloadBytes });
+      await done;
+      return performance.now() - start;
+    };
+    for (let i = 0; i < cfg.warmupBursts; i++) await burst();
+    const countsBefore = await client.call('counts');
+    await server.call('mem'); // start from a collected heap
+    await server.call('cpuStart');
+    await client.call('cpuStart');
+    const loadStart = machineSnapshot(pids);
+    const budgetEnd = performance.now() + cfg.burstBudgetMs;
+    let wallMs = 0;
+    let bursts = 0;
+    while (bursts < cfg.bursts && !(bursts >= 5 && performance.now() > budgetEnd)) {
+      wallMs += await burst();
+      bursts++;
+    }
+    await sleep(20); // let trailing work (drain callbacks, frees) land in the measurement
+    const serverCpu = cpuMicros(await server.call('cpuEnd'));
+    const clientCpu = cpuMicros(await client.call('cpuEnd'));
+    const burstLoad = machineLoad(loadStart, machineSnapshot(pids));
+    const countsAfter = await client.call('counts');
+    const delivered = countsAfter.events - countsBefore.events;
+    const expected = bursts * cfg.burstEvents * cfg.clients;
+    if (delivered !== expected) throw new Error(`bursts: clients received ${delivered} events, expected ${expected}`);
+    Object.assign(result, {
+      bursts,
+      cpuPerEvent: serverCpu / delivered,
+      eventsPerSec: delivered / (wallMs / 1000),
+      burstMs: wallMs / bursts,
+      serverCpuShare: serverCpu / 1000 / wallMs,
+      clientCpuShare: clientCpu / 1000 / wallMs,
+      burstOtherPct: burstLoad.otherPct,
+      burstStealPct: burstLoad.stealPct,
+    });
+    log(`  ${impl}: ${bursts} bursts, ${result.burstMs.toFixed(1)} ms each, ${result.cpuPerEvent.toFixed(3)} server CPU µs/event`);
+
+    // Steady-rate latency.
+    const latency = async (n) => {
+      const from = wallNow() + cfg.latencyWarmupMs;
+      await client.call('latStart', { from });
+      await server.call('cpuStart');
+      await client.call('cpuStart');
+      const loadA = machineSnapshot(pids);
+      const steady = await server.call(
+        'steady',
+        { intervalMs: cfg.intervalMs, durationMs: cfg.latencyWarmupMs + cfg.latencyMs, bytes: cfg.payloadBytes, from },
+        cfg.latencyMs + cfg.latencyWarmupMs + 60_000,
+      );
+      const serverCpu = cpuMicros(await server.call('cpuEnd'));
+      const loadB = machineSnapshot(pids);
+      await sleep(250); // stragglers
+      const clientCpu = cpuMicros(await client.call('cpuEnd'));
+      const stats = await client.call('latStop');
+      const load = machineLoad(loadA, loadB);
+      Object.assign(stats, {
+        expected: steady.counted * n,
+        achievedRate: steady.published / (steady.elapsedMs / 1000),
+        serverCpuShare: serverCpu / 1000 / steady.elapsedMs,
+        serverCpuPerEvent: serverCpu / (steady.published * n),
+        clientCpuShare: clientCpu / 1000 / (steady.elapsedMs + 250),
+        serverLoopUtilization: steady.eventLoopUtilization,
+        otherPct: load.otherPct,
+        stealPct: load.stealPct,
+      });
+      if (stats.count !== stats.expected) {
+        log(`  ${impl}: latency at N=${n}: ${stats.count} samples, expected ${stats.expected}`);
+      }
+      log(
+        `  ${impl}: latency at N=${n}: p50 ${stats.p50.toFixed(3)} ms, p99 ${stats.p99.toFixed(3)} ms ` +
+          `(${stats.achievedRate.toFixed(0)} events/s published)`,
+      );
+      return stats;
+    };
+    result.latLarge = await latency(cfg.clients);
+    await client.call('close', { keep: cfg.clientsSmall });
+    await until(`${cfg.clientsSmall} server-side subscribers`, async () => (await serverCount()) === cfg.clientsSmall);
+    await sleep(100);
+    result.latSmall = await latency(cfg.clientsSmall);
+  } finally {
+    await Promise.all([client.stop(), server.stop()]);
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// Reporting
+
+function median(values) {
+  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (finite.length === 0) return NaN;
+  const mid = finite.length >> 1;
+  return finite.length % 2 ? finite[mid] : (finite[mid - 1] + finite[mid]) / 2;
+}
+
+/** Per implementation, the median of every numeric metric over the rounds. */
+function combine(rounds, impls) {
+  const out = {};
+  for (const impl of impls) {
+    const runs = rounds.map((round) => round[impl]).filter((r) => r && !r.error);
+    const error = rounds.map((round) => round[impl]?.error).find(Boolean);
+    if (runs.length === 0) {
+      out[impl] = { impl, error: error ?? 'no data' };
+      continue;
+    }
+    const merge = (objects) => {
+      const merged = {};
+      for (const key of Object.keys(objects[0])) {
+        const values = objects.map((o) => o[key]);
+        if (typeof values[0] === 'number') merged[key] = median(values);
+        else if (values[0] && typeof values[0] === 'object') merged[key] = merge(values);
+        else merged[key] = values[0];
+      }
+      return merged;
+    };
+    out[impl] = { ...merge(runs), rounds: runs.length, failedRounds: rounds.length - runs.length, error: null };
+  }
+  return out;
+}
+
+const fmt = (v, digits = 2) => (Number.isFinite(v) ? v.toFixed(digits) : 'n/a');
+const fmtInt = (v) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');
+const ratio = (v, base) => (Number.isFinite(v) && Number.isFinite(base) && base !== 0 ? v / base : NaN);
+const fmtRatio = (r) => (Number.isFinite(r) ? `${r.toFixed(2)}x` : 'n/a');
+
+function table(header, rows) {
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`];
+  for (const row of rows) lines.push(`| ${row.join(' | ')} |`);
+  return lines.join('\n');
+}
+
+function render(results, cfg, notes) {
+  const raw = results.raw.error ? {} : results.raw;
+  const impls = cfg.impls;
+  const S = cfg.clientsSmall;
+  const L = cfg.clients;
+  const failedRow = (impl, width) => [impl, `failed: ${results[impl].error}`, ...Array(width - 2).fill('')];
+  const out = [];
+  out.push('## Fan-out');
+  out.push('');
+  out.push(
+    `${L} clients in one client process; each implementation alone, in turn, in its own server process (2 cores in all). ` +
+      `Bursts: up to ${cfg.bursts} measured (after ${cfg.warmupBursts} warm-up) × ${cfg.burstEvents} events × ${cfg.payloadBytes} B JSON data, ` +
+      `each burst written synchronously and awaited until every client has all of it. ` +
+      `Latency: one event every ${cfg.intervalMs} ms for ${cfg.latencyMs / 1000} s (after ${cfg.latencyWarmupMs} ms warm-up), ` +
+      'publish timestamp in the data, `performance.timeOrigin + performance.now()` on both sides, percentiles over all (client, event) pairs. ' +
+      (cfg.repeat > 1 ? `Medians of ${cfg.repeat} rounds.` : 'One round.'),
+  );
+  out.push('');
+  out.push(`### Bursts and idle memory (N=${L})`);
+  out.push('');
+  out.push(
+    table(
+      [
+        'implementation',
+        'server CPU µs/event',
+        'cpu/event (x raw)',
+        'delivered events/s',
+        'events/s (x raw)',
+        'heap B/conn',
+        'heap/conn (x raw)',
+        'RSS B/conn',
+        'RSS/conn (x raw)',
+      ],
+      impls.map((impl) => {
+        const r = results[impl];
+        if (r.error) return failedRow(impl, 9);
+        return [
+          impl,
+          fmt(r.cpuPerEvent, 3),
+          fmtRatio(ratio(r.cpuPerEvent, raw.cpuPerEvent)),
+          fmtInt(r.eventsPerSec),
+          fmtRatio(ratio(r.eventsPerSec, raw.eventsPerSec)),
+          fmtInt(r.heapPerConn),
+          fmtRatio(ratio(r.heapPerConn, raw.heapPerConn)),
+          fmtInt(r.rssPerConn),
+          fmtRatio(ratio(r.rssPerConn, raw.rssPerConn)),
+        ];
+      }),
+    ),
+  );
+  out.push('');
+  out.push(`### Latency at one event per ${cfg.intervalMs} ms (ms, publish to client process)`);
+  out.push('');
+  out.push(
+    table(
+      ['implementation', `p50 N=${S}`, 'x raw', `p99 N=${S}`, 'x raw', `p50 N=${L}`, 'x raw', `p99 N=${L}`, 'x raw', `events/s published N=${L}`],
+      impls.map((impl) => {
+        const r = results[impl];
+        if (r.error) return failedRow(impl, 10);
+        return [
+          impl,
+          fmt(r.latSmall.p50, 3),
+          fmtRatio(ratio(r.latSmall.p50, raw.latSmall?.p50)),
+          fmt(r.latSmall.p99, 3),
+          fmtRatio(ratio(r.latSmall.p99, raw.latSmall?.p99)),
+          fmt(r.latLarge.p50, 3),
+          fmtRatio(ratio(r.latLarge.p50, raw.latLarge?.p50)),
+          fmt(r.latLarge.p99, 3),
+          fmtRatio(ratio(r.latLarge.p99, raw.latLarge?.p99)),
+          fmt(r.latLarge.achievedRate, 0),
+        ];
+      }),
+    ),
+  );
+  const target = 1000 / cfg.intervalMs;
+  const saturated = impls.filter((impl) => !results[impl].error && results[impl].latLarge.achievedRate < target * 0.95);
+  if (saturated.length > 0) {
+    out.push('');
+    out.push(
+      `At N=${L} the server of ${saturated.join(', ')} could not keep ${target} events/s (it does not catch up; see "events/s published"): ` +
+        'those latencies are measured on a saturated server, mostly waiting for one event to be written to every socket.',
+    );
+  }
+
+  const noisy = impls.filter((impl) => {
+    const r = results[impl];
+    if (r.error) return false;
+    return [r.burstOtherPct, r.burstStealPct, r.latLarge.otherPct, r.latLarge.stealPct, r.latSmall.otherPct, r.latSmall.stealPct].some(
+      (pct) => pct > NOISY_PCT,
+    );
+  });
+  if (noisy.length > 0) {
+    out.push('');
+    out.push(
+      `**Warning: while ${noisy.join(', ')} ran, other processes or the hypervisor took more than ${NOISY_PCT}% of a core ` +
+        '(see Diagnostics); timings and latencies of this run are skewed, rerun on a quiet machine.**',
+    );
+  }
+
+  const es = results.eventstream;
+  if (es) {
+    out.push('');
+    out.push('### Bars (eventstream vs raw)');
+    out.push('');
+    const barRow = (name, mine, base, limit) => {
+      const r = ratio(mine, base);
+      let verdict;
+      if (es.error || results.raw.error) verdict = 'FAIL (run failed)';
+      else if (!Number.isFinite(r)) verdict = 'FAIL (no data)';
+      else verdict = r <= limit ? 'PASS' : 'FAIL';
+      return [name, fmt(mine, 3), fmt(base, 3), fmtRatio(r), `<= ${limit.toFixed(1)}x`, verdict];
+    };
+    out.push(
+      table(
+        ['bar', 'eventstream', 'raw', 'ratio', 'limit', 'result'],
+        [
+          barRow(`server CPU µs per delivered event, N=${L}, ${cfg.burstEvents}-event bursts`, es.cpuPerEvent, raw.cpuPerEvent, BARS.cpu),
+          barRow(`heap bytes per idle connection, N=${L}`, es.heapPerConn, raw.heapPerConn, BARS.heap),
+          barRow(`p50 latency ms, N=${L}, 1 event/${cfg.intervalMs} ms`, es.latLarge?.p50, raw.latLarge?.p50, BARS.latency),
+          barRow(`p99 latency ms, N=${S}, 1 event/${cfg.intervalMs} ms`, es.latSmall?.p99, raw.latSmall?.p99, BARS.latency),
+          [
+            `p99 latency ms, N=${L} (reported only)`,
+            fmt(es.latLarge?.p99, 3),
+            fmt(raw.latLarge?.p99, 3),
+            fmtRatio(ratio(es.latLarge?.p99, raw.latLarge?.p99)),
+            '—',
+            '—',
+          ],
+        ],
+      ),
+    );
+    const differs = Object.keys(BAR_SETTINGS).filter((key) => cfg[key] !== BAR_SETTINGS[key]);
+    if (differs.length > 0) {
+      out.push('');
+      out.push(
+        `**The bars are defined at ${Object.entries(BAR_SETTINGS)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(', ')}; this run changed ${differs.map((k) => `${k}=${cfg[k]}`).join(', ')}, so these verdicts are indicative only.**`,
+      );
+    }
+  }
+
+  out.push('');
+  out.push('<details><summary>Diagnostics</summary>');
+  out.push('');
+  out.push(
+    table(
+      [
+        'implementation',
+        'bursts',
+        'ms/burst',
+        'server CPU % (bursts)',
+        'client CPU % (bursts)',
+        'other procs / steal % (bursts)',
+        `server CPU µs/event steady N=${S} / N=${L}`,
+        `server CPU % / loop util (steady N=${L})`,
+        `client CPU % (steady N=${L})`,
+        `other / steal % (steady N=${L})`,
+        `samples N=${L}`,
+        `samples N=${S}`,
+        `max ms N=${S} / N=${L}`,
+        'clock skew µs',
+      ],
+      impls.map((impl) => {
+        const r = results[impl];
+        if (r.error) return failedRow(impl, 14);
+        return [
+          impl,
+          fmtInt(r.bursts),
+          fmt(r.burstMs, 1),
+          fmt(r.serverCpuShare * 100, 0),
+          fmt(r.clientCpuShare * 100, 0),
+          `${fmt(r.burstOtherPct, 0)} / ${fmt(r.burstStealPct, 0)}`,
+          `${fmt(r.latSmall.serverCpuPerEvent, 2)} / ${fmt(r.latLarge.serverCpuPerEvent, 2)}`,
+          `${fmt(r.latLarge.serverCpuShare * 100, 0)} / ${fmt(r.latLarge.serverLoopUtilization * 100, 0)}`,
+          fmt(r.latLarge.clientCpuShare * 100, 0),
+          `${fmt(r.latLarge.otherPct, 0)} / ${fmt(r.latLarge.stealPct, 0)}`,
+          `${fmtInt(r.latLarge.count)}/${fmtInt(r.latLarge.expected)}`,
+          `${fmtInt(r.latSmall.count)}/${fmtInt(r.latSmall.expected)}`,
+          `${fmt(r.latSmall.max, 1)} / ${fmt(r.latLarge.max, 1)}`,
+          fmt(r.clockSkewMs * 1000, 0),
+        ];
+      }),
+    ),
+  );
+  out.push('');
+  out.push(
+    'CPU % is of one core over the measured wall time; process CPU includes its GC and libuv threads and the kernel work its syscalls do ' +
+      '(on loopback that includes much of the receiving side). "other procs" is busy CPU of everything else on the machine ' +
+      '(other processes, kernel threads, softirq not charged to ours), "steal" is CPU the hypervisor took; both make a run noisier.',
+  );
+  for (const note of notes) {
+    out.push('');
+    out.push(note);
+  }
+  out.push('');
+  out.push('</details>');
+  return out.join('\n');
+}
+
+export async function run(options = {}) {
+  const cfg = config(options);
+  const { log } = cfg;
+  const notes = [];
+
+  const limit = openFileLimit();
+  const needed = cfg.clients + 64;
+  if (Number.isFinite(limit) && limit < needed) {
+    throw new Error(
+      `ulimit -n is ${limit}, but the client and server processes each hold ${cfg.clients} sockets plus a few files; ` +
+        `raise it (ulimit -n ${needed * 2}) or lower BENCH_CLIENTS`,
+    );
+  }
+  notes.push(
+    `Open-file limit (ulimit -n) ${Number.isFinite(limit) ? limit : 'unknown'}; each child needs about ${needed}. ` +
+      `EventStream: keepAliveInterval ${process.env.BENCH_ES_KEEPALIVE || 'default (15000)'}, publishing with ` +
+      `${process.env.BENCH_ES_PUBLISH === 'publishEvent' ? 'publishEvent' : 'createChannelWritable writes'}. ` +
+      'better-sse and sse-channel run with their defaults (keep-alive every 10 s / ping every 20 s); keep-alive blocks are not counted as events.',
+  );
+
+  const rounds = [];
+  for (let round = 0; round < cfg.repeat; round++) {
+    const results = {};
+    for (const impl of cfg.impls) {
+      log(`fan-out: ${impl}${cfg.repeat > 1 ? ` (round ${round + 1}/${cfg.repeat})` : ''}`);
+      try {
+        results[impl] = await measure(impl, cfg);
+      } catch (error) {
+        log(`  ${impl}: FAILED: ${error.message}`);
+        results[impl] = { impl, error: error.message.split('\n')[0] };
+      }
+    }
+    rounds.push(results);
+  }
+  if (process.env.BENCH_FANOUT_JSON) {
+    const { log: _log, ...settings } = cfg;
+    writeFileSync(process.env.BENCH_FANOUT_JSON, `${JSON.stringify({ settings, rounds }, null, 2)}\n`);
+  }
+  return render(combine(rounds, cfg.impls), cfg, notes);
+}

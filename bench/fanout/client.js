@@ -1,0 +1,188 @@
+// Client child of the fan-out benchmark: holds N raw HTTP/1.1 connections
+// (plain net sockets, no http client) to one server and parses just enough
+// SSE to count events and read their publish timestamps.
+import net from 'node:net';
+import { clockPair, serve, wallNow } from './ipc.js';
+import { SseCounter } from './sse-counter.js';
+
+const CONNECT_CONCURRENCY = 64;
+
+/** @type {Set<Conn>} */
+const conns = new Set();
+let failures = 0;
+let lastFailure = '';
+
+// Burst bookkeeping: every connection must reach `target` events.
+let reached = 0;
+let targetWaiters = [];
+
+// Latency bookkeeping.
+let recording = false;
+let recordFrom = Infinity;
+let samples = new Float64Array(1 << 16);
+let sampleCount = 0;
+
+function record(latencyMs) {
+  if (sampleCount === samples.length) {
+    const bigger = new Float64Array(samples.length * 2);
+    bigger.set(samples);
+    samples = bigger;
+  }
+  samples[sampleCount++] = latencyMs;
+}
+
+class Conn {
+  constructor(port) {
+    this.target = Infinity;
+    this.closedByUs = false;
+    this.openedResolve = null;
+    this.opened = new Promise((resolve, reject) => {
+      this.openedResolve = resolve;
+      this.openedReject = reject;
+    });
+    this.counter = new SseCounter({
+      onHead: (status) => {
+        if (status !== 200) this.fail(new Error(`HTTP status ${status}`));
+      },
+      onBlock: () => {
+        // the first block is the implementation's opening bytes
+        if (this.openedResolve !== null) {
+          const resolve = this.openedResolve;
+          this.openedResolve = null;
+          resolve();
+        }
+      },
+      onEvent: (t, now) => {
+        if (recording && t >= recordFrom) record(now - t);
+        if (this.counter.events === this.target) {
+          reached++;
+          if (reached === conns.size) releaseTargetWaiters(null);
+        }
+      },
+      wantTimestamps: () => recording,
+    });
+    this.socket = net.connect({ host: '127.0.0.1', port });
+    this.socket.setNoDelay(true);
+    this.socket.on('connect', () => {
+      this.socket.write('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n');
+    });
+    this.socket.on('data', (chunk) => {
+      try {
+        this.counter.feed(chunk, wallNow());
+      } catch (error) {
+        this.fail(error);
+      }
+    });
+    this.socket.on('error', (error) => this.fail(error));
+    this.socket.on('close', () => {
+      if (!this.closedByUs) this.fail(new Error('server closed the connection'));
+    });
+  }
+
+  fail(error) {
+    if (this.closedByUs) return;
+    this.closedByUs = true;
+    failures++;
+    lastFailure = error.message;
+    this.socket.destroy();
+    if (conns.delete(this)) releaseTargetWaiters(new Error(`a connection failed: ${error.message}`));
+    this.openedReject?.(error);
+  }
+
+  close() {
+    this.closedByUs = true;
+    this.socket.destroy();
+  }
+}
+
+function releaseTargetWaiters(error) {
+  const waiters = targetWaiters;
+  targetWaiters = [];
+  for (const waiter of waiters) waiter(error);
+}
+
+async function connectMany(port, n) {
+  let started = 0;
+  const worker = async () => {
+    while (started < n) {
+      started++;
+      const conn = new Conn(port);
+      conns.add(conn);
+      await conn.opened;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONNECT_CONCURRENCY, n) }, worker));
+}
+
+let cpuMark = null;
+
+serve({
+  async connect({ port, n }) {
+    await connectMany(port, n);
+    return { connections: conns.size };
+  },
+
+  /** Closes connections until `keep` remain. */
+  close({ keep = 0 }) {
+    for (const conn of conns) {
+      if (conns.size <= keep) break;
+      conn.close();
+      conns.delete(conn);
+    }
+    return { connections: conns.size };
+  },
+
+  /** Every connection is now expected to receive `events` more events. */
+  expect({ events }) {
+    if (failures > 0) throw new Error(`${failures} connection(s) failed; last: ${lastFailure}`);
+    reached = 0;
+    for (const conn of conns) conn.target = conn.counter.events + events;
+  },
+
+  /** Resolves once every connection reached its target. */
+  awaitTarget() {
+    if (reached === conns.size) return null;
+    return new Promise((resolve, reject) => {
+      targetWaiters.push((error) => (error ? reject(error) : resolve(null)));
+    });
+  },
+
+  counts() {
+    let events = 0;
+    let blocks = 0;
+    let min = Infinity;
+    let max = 0;
+    for (const conn of conns) {
+      events += conn.counter.events;
+      blocks += conn.counter.blocks;
+      min = Math.min(min, conn.counter.events);
+      max = Math.max(max, conn.counter.events);
+    }
+    return { connections: conns.size, events, blocks, min, max, failures, lastFailure };
+  },
+
+  latStart({ from }) {
+    samples = new Float64Array(Math.max(1 << 16, samples.length));
+    sampleCount = 0;
+    recordFrom = from;
+    recording = true;
+  },
+
+  latStop() {
+    recording = false;
+    const sorted = samples.slice(0, sampleCount).sort();
+    const at = (q) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+    return { count: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted.length ? sorted[sorted.length - 1] : NaN };
+  },
+
+  cpuStart() {
+    cpuMark = process.cpuUsage();
+  },
+
+  cpuEnd() {
+    const { user, system } = process.cpuUsage(cpuMark);
+    return { user, system };
+  },
+
+  clock: () => clockPair(),
+});
