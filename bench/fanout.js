@@ -136,7 +136,7 @@ function machineLoad(a, b) {
 async function measure(impl, cfg) {
   const { log } = cfg;
   const server = connect(
-    fork(SERVER, [impl], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+    fork(SERVER, [impl], { execArgv: ['--expose-gc', ...(process.env.BENCH_SERVER_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_SERVER_PROF] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
     `server[${impl}]`,
   );
   const client = connect(fork(CLIENT, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'client');
