@@ -25,6 +25,7 @@ import { execFileSync, fork } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { connect, wallNow } from './fanout/ipc.js';
+import { envInt } from './env.js';
 
 const SERVER = fileURLToPath(new URL('./fanout/server.js', import.meta.url));
 const CLIENT = fileURLToPath(new URL('./fanout/client.js', import.meta.url));
@@ -36,13 +37,6 @@ const BARS = { cpu: 1.0, heap: 1.5, latency: 1.1 };
 const NOISY_PCT = 20;
 const BAR_SETTINGS = { clients: 1000, clientsSmall: 100, burstEvents: 200, intervalMs: 10, payloadBytes: 100 };
 
-function envInt(name, fallback, min = 1) {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < min) throw new Error(`${name} must be an integer >= ${min}, got ${text}`);
-  return value;
-}
 
 function config(options) {
   const impls = (process.env.BENCH_IMPLS ?? ALL_IMPLS.join(','))

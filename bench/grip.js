@@ -38,18 +38,12 @@ import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { countRequestsTo } from './grip/control-counter.js';
 import { startClientProcess } from './grip/client-driver.js';
+import { envInt } from './env.js';
 
 /** The bar: this package's median events/s at least this many times the original's, every event delivered in order. */
 const BAR_RATIO = 20;
 const EVENT_TYPE = 'tick';
 
-function envInt(name, fallback, min = 1) {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < min) throw new Error(`${name} must be an integer >= ${min}, got ${text}`);
-  return value;
-}
 
 const IMPLS = {
   eventstream: {
