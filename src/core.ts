@@ -51,10 +51,6 @@ export class EventStreamCore implements ResponseStreamHost {
       this.options.keepAliveInterval > 0 ? new KeepAliveClock(this.options.keepAliveInterval, this.streams) : null;
   }
 
-  get isClosed(): boolean {
-    return this.closed;
-  }
-
   async admit(facts: RequestFacts): Promise<Admission> {
     if (this.closed) {
       return { kind: 'refuse', status: 503, message: 'Service Unavailable: the event stream is shutting down.' };

@@ -136,12 +136,12 @@ export class ChannelHub extends Duplex {
   }
 
   /** @internal */
-  clearScheduledFlag(): void {
+  flushScheduledBatch(): void {
     this.flushScheduled = false;
+    this.flushBatch();
   }
 }
 
 function flushScheduledBatch(hub: ChannelHub): void {
-  hub.clearScheduledFlag();
-  hub.flushBatch();
+  hub.flushScheduledBatch();
 }

@@ -5,7 +5,7 @@ function cstring(text: string): string {
   return text.replace(/\\/g, '\\\\').replace(/\r/g, '\\r').replace(/\n/g, '\\n').replace(/\t/g, '\\t');
 }
 
-export function holdHeaders(gripChannels: readonly string[], keepAliveMs: number): Record<string, string> {
+function holdHeaders(gripChannels: readonly string[], keepAliveMs: number): Record<string, string> {
   const headers: Record<string, string> = {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache, no-transform',

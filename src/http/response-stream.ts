@@ -44,9 +44,12 @@ export class ResponseStream implements KeepAliveTarget {
   /** One listener for all of this response's hubs. */
   private readonly onFrame: (frame: Buffer) => void;
   private onResDrain: (() => void) | null = null;
+  /** Behind `compression`, data sits in zlib until flushed; decided once, not per write. */
+  private readonly flushesResponse: boolean;
 
   constructor(res: EventSink, hubs: readonly ChannelHub[], host: ResponseStreamHost) {
     this.res = res;
+    this.flushesResponse = typeof res.flush === 'function';
     this.hubs = hubs;
     this.host = host;
 
@@ -122,8 +125,7 @@ export class ResponseStream implements KeepAliveTarget {
   private write(chunk: Buffer): void {
     const { res } = this;
     const accepted = res.write(chunk);
-    // Behind `compression`, data sits in zlib until flushed.
-    if (typeof res.flush === 'function') res.flush();
+    if (this.flushesResponse) res.flush!();
     const clock = this.host.keepAliveClock;
     if (clock !== null) this.activityTick = clock.tick;
     // HTTP/2 compatibility responses have no writableNeedDrain; write() returning false says the same.
