@@ -1,0 +1,521 @@
+import { createHash } from 'node:crypto';
+import type { Redis, RedisOptions } from 'ioredis';
+import { EventStoreError, InvalidOptionError } from '../errors.js';
+import type { EventStore, HistoryPage, StoredEvent, StoreListener, StoreWatch } from './store.js';
+
+export interface RedisEventStoreOptions {
+  /** Where Redis listens, e.g. `redis://:password@host:6379/0` or `rediss://…`. Default `redis://127.0.0.1:6379`. */
+  url?: string;
+  /** Prepended to every key and pub/sub channel, so several applications can share one Redis. Default `eventstream:`. */
+  keyPrefix?: string;
+  /** Events kept per channel. Default 1000. */
+  maxEvents?: number;
+  /** Milliseconds an event is kept. Default 300000 (5 minutes). */
+  maxAge?: number;
+}
+
+type RedisClass = typeof Redis;
+
+/** A client and why it last failed, to tell the user why a call was refused while it is not connected. */
+interface Connection {
+  readonly redis: Redis;
+  lastError: Error | undefined;
+}
+
+/** Reconnect forever: a store outliving a Redis outage must come back on its own, but never hammer a dead server. */
+const retryStrategy = (times: number): number => Math.min(times * 100, 1000);
+/** How long a watch waits before reading the history again after Redis refused a read. */
+const RETRY_MS = 250;
+/** Events read per XRANGE when a watch fills a gap or catches up. */
+const FILL_BATCH = 500;
+
+interface Script {
+  readonly lua: string;
+  readonly sha: string;
+}
+
+function script(lua: string): Script {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
+}
+
+/*
+ * Lua numbers are doubles and `tostring` prints them with 14 significant
+ * digits, so every sequence number crosses into a string through
+ * string.format('%d') (exact below 2^53).
+ *
+ * KEYS: seq, log. ARGV: maxEvents, maxAge, feed, body...
+ */
+const APPEND = script(`
+if redis.replicate_commands then redis.replicate_commands() end
+local n = #ARGV - 3
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local first = redis.call('INCRBY', KEYS[1], n) - n + 1
+local maxEvents = tonumber(ARGV[1])
+if maxEvents > 0 then
+  local stamp = string.format('%d', now)
+  for i = 1, n do
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], string.format('0-%d', first + i - 1), 't', stamp, 'b', ARGV[3 + i])
+  end
+  -- Every event is past maxAge by then: an idle channel's log vanishes, its counter stays.
+  redis.call('PEXPIRE', KEYS[2], string.format('%d', 2 * tonumber(ARGV[2])))
+end
+local bodies = {}
+for i = 1, n do bodies[i] = ARGV[3 + i] end
+redis.call('PUBLISH', ARGV[3], '[' .. string.format('%d', first) .. ',' .. cjson.encode(bodies) .. ']')
+return string.format('%d', first)
+`);
+
+/*
+ * The head and the page come from one script, so they agree. MAXLEN ~ keeps
+ * somewhat more than maxEvents; the window [head - maxEvents, head] makes the
+ * limit exact. Expired events form a prefix of the log (their times only
+ * grow), so the scan skips until the first live one and takes the rest.
+ *
+ * KEYS: seq, log. ARGV: after, limit, maxEvents, maxAge.
+ * Returns { head, id1, body1, id2, body2, ... }.
+ */
+const READ = script(`
+local head = tonumber(redis.call('GET', KEYS[1]) or '0')
+local reply = { string.format('%d', head) }
+local start = math.max(tonumber(ARGV[1]), head - tonumber(ARGV[3]))
+if start >= head then return reply end
+local limit = tonumber(ARGV[2])
+local time = redis.call('TIME')
+local oldest = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) - tonumber(ARGV[4])
+local cursor = string.format('(0-%d', start)
+local size = 1 + 2 * limit
+while #reply < size do
+  local batch = redis.call('XRANGE', KEYS[2], cursor, '+', 'COUNT', limit)
+  for _, entry in ipairs(batch) do
+    if #reply > 1 or tonumber(entry[2][2]) >= oldest then
+      reply[#reply + 1] = entry[1]
+      reply[#reply + 1] = entry[2][4]
+      if #reply >= size then break end
+    end
+  end
+  if #batch < limit then break end
+  cursor = '(' .. batch[#batch][1]
+end
+return reply
+`);
+
+/** Stream ids are `0-<seq>`. */
+function seqOf(id: string): number {
+  return Number(id.slice(id.indexOf('-') + 1));
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function storeError(what: string, cause: unknown): EventStoreError {
+  if (cause instanceof EventStoreError) return cause;
+  return new EventStoreError(`RedisEventStore: ${what} failed: ${describe(cause)}`, { cause });
+}
+
+/** One pub/sub channel of this store and the watches fed from it. */
+interface Feed {
+  readonly channel: string;
+  readonly watchers: Set<Watcher>;
+  subscribed: Promise<void> | undefined;
+}
+
+/** What a watch needs from its store. */
+interface WatchHost {
+  subscribe(feed: Feed): Promise<void>;
+  head(channel: string): Promise<number>;
+  range(channel: string, after: number, upTo: number, count: number): Promise<StoredEvent[]>;
+  release(watcher: Watcher): void;
+}
+
+/**
+ * One watch. Everything it does (going live, pub/sub messages, gap fills,
+ * catch-ups) runs on one promise chain, so deliveries never interleave and
+ * `position` (the last seq delivered) only grows.
+ */
+class Watcher implements StoreWatch {
+  readonly ready: Promise<number>;
+  private position = -1;
+  private closed = false;
+  private chain: Promise<void>;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly host: WatchHost,
+    readonly feed: Feed,
+    private readonly listener: StoreListener,
+  ) {
+    let resolve!: (head: number) => void;
+    let reject!: (error: unknown) => void;
+    this.ready = new Promise<number>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    // A caller that closes the watch without awaiting `ready` must not get an unhandled rejection.
+    this.ready.catch(() => {});
+    this.chain = this.start().then(resolve, (error: unknown) => {
+      this.close();
+      reject(storeError('watch', error));
+    });
+  }
+
+  /** Subscribing first, then reading the head, leaves no window where an event is neither in the head nor in the feed. */
+  private async start(): Promise<number> {
+    await this.host.subscribe(this.feed);
+    const head = await this.host.head(this.feed.channel);
+    this.position = head;
+    return head;
+  }
+
+  /** A pub/sub message: events first, first + 1, … */
+  receive(first: number, bodies: readonly string[]): void {
+    this.enqueue(async () => {
+      if (this.closed || first + bodies.length - 1 <= this.position) return;
+      // Pub/sub lost a message (Redis drops them while a subscriber is disconnected or too slow): fill from the log first.
+      if (first > this.position + 1 && !(await this.fill(first - 1))) return;
+      if (this.closed) return;
+      const skip = Math.max(0, this.position + 1 - first);
+      if (skip >= bodies.length) return;
+      this.deliver(bodies.slice(skip).map((body, i) => ({ seq: first + skip + i, body })));
+    });
+  }
+
+  /** Reads whatever was appended since the last delivery: after a reconnect, messages sent meanwhile are lost for good. */
+  catchUp(): void {
+    this.enqueue(async () => {
+      if (!this.closed && this.position >= 0) await this.fill(Number.POSITIVE_INFINITY);
+    });
+  }
+
+  /**
+   * Delivers the kept history in (position, upTo]. Returns false when Redis
+   * could not be read; a retry is scheduled then, and the caller must not
+   * deliver anything past the hole. Trimmed history is skipped (the seqs
+   * jump), so a watch never stalls on events that are gone.
+   */
+  private async fill(upTo: number): Promise<boolean> {
+    for (;;) {
+      let events: StoredEvent[];
+      try {
+        events = await this.host.range(this.feed.channel, this.position, upTo, FILL_BATCH);
+      } catch {
+        this.scheduleRetry();
+        return false;
+      }
+      if (this.closed) return false;
+      if (events.length > 0) this.deliver(events);
+      if (events.length < FILL_BATCH) return true;
+    }
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer !== undefined || this.closed) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.catchUp();
+    }, RETRY_MS);
+    this.retryTimer.unref();
+  }
+
+  private deliver(events: StoredEvent[]): void {
+    this.position = events[events.length - 1]!.seq;
+    try {
+      this.listener(events);
+    } catch (error) {
+      // A throwing listener is a bug to surface, like a throwing event listener; delivery to it carries on.
+      process.nextTick(() => {
+        throw error;
+      });
+    }
+  }
+
+  private enqueue(task: () => Promise<void>): void {
+    this.chain = this.chain.then(task).catch(() => {});
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.host.release(this);
+  }
+}
+
+/**
+ * A store shared by several processes through Redis: per channel a counter
+ * (`<prefix>{<channel>}:seq`), a stream of recent events (`…:log`) and a
+ * pub/sub channel (`…:feed`) that announces each append. The braces make
+ * a channel's keys share a cluster hash slot.
+ *
+ * `ioredis` is an optional peer dependency, loaded on first use. Nothing
+ * connects until the first call. While Redis is away, calls reject at once
+ * with EventStoreError (nothing queues), both connections keep reconnecting,
+ * and watches catch up from the log once Redis is back.
+ *
+ * An append whose connection drops before the reply arrives rejects, but may
+ * have been stored. A watch whose `ready` rejects (Redis unreachable) is
+ * closed; start a new one.
+ */
+export class RedisEventStore implements EventStore {
+  readonly shared = true;
+  readonly keyPrefix: string;
+  readonly maxEvents: number;
+  readonly maxAge: number;
+  /** Private: it may hold a password. */
+  private readonly url: string;
+  private closed = false;
+  private redisClass: Promise<RedisClass> | undefined;
+  private command: Promise<Connection> | undefined;
+  private subscriber: Promise<Connection> | undefined;
+  /** By pub/sub channel name. */
+  private readonly feeds = new Map<string, Feed>();
+  private readonly host: WatchHost = {
+    subscribe: (feed) => this.subscribe(feed),
+    head: (channel) => this.head(channel),
+    range: (channel, after, upTo, count) => this.range(channel, after, upTo, count),
+    release: (watcher) => this.release(watcher),
+  };
+
+  constructor(options: RedisEventStoreOptions = {}) {
+    this.url = redisUrl(options.url);
+    this.keyPrefix = options.keyPrefix ?? 'eventstream:';
+    if (typeof this.keyPrefix !== 'string' || /[{}]/.test(this.keyPrefix)) {
+      // Braces in the prefix would change which part of the key Redis Cluster hashes.
+      throw new InvalidOptionError(`RedisEventStore: keyPrefix must be a string without { or }, got ${String(options.keyPrefix)}`);
+    }
+    this.maxEvents = integerOption(options.maxEvents, 1000, 'maxEvents', 0);
+    this.maxAge = integerOption(options.maxAge, 300_000, 'maxAge', 1);
+  }
+
+  async append(channel: string, bodies: readonly string[]): Promise<number> {
+    if (bodies.length === 0) return (await this.head(channel)) + 1;
+    const keys = this.keys(channel);
+    const reply = await this.run('append', (redis) =>
+      evalScript(redis, APPEND, [keys.seq, keys.log], [this.maxEvents, this.maxAge, keys.feed, ...bodies]),
+    );
+    return Number(reply);
+  }
+
+  async readSince(channel: string, after: number, limit: number): Promise<HistoryPage> {
+    const keys = this.keys(channel);
+    const from = Math.max(0, after);
+    const reply = (await this.run('readSince', (redis) =>
+      evalScript(redis, READ, [keys.seq, keys.log], [from, Math.max(1, limit), this.maxEvents, this.maxAge]),
+    )) as string[];
+    const head = Number(reply[0]);
+    if (from >= head) return { events: [], gap: false, head };
+    const events: StoredEvent[] = [];
+    for (let i = 1; i + 1 < reply.length && events.length < limit; i += 2) {
+      events.push({ seq: seqOf(reply[i]!), body: reply[i + 1]! });
+    }
+    // An empty page below the head means everything after `from` is gone.
+    const gap = reply.length > 1 ? seqOf(reply[1]!) > from + 1 : true;
+    return { events, gap, head };
+  }
+
+  async head(channel: string): Promise<number> {
+    const value = await this.run('head', (redis) => redis.get(this.keys(channel).seq));
+    return value === null ? 0 : Number(value);
+  }
+
+  watch(channel: string, listener: StoreListener): StoreWatch {
+    const name = this.keys(channel).feed;
+    let feed = this.feeds.get(name);
+    if (feed === undefined) {
+      feed = { channel, watchers: new Set(), subscribed: undefined };
+      this.feeds.set(name, feed);
+    }
+    const watcher = new Watcher(this.host, feed, listener);
+    feed.watchers.add(watcher);
+    return watcher;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const feed of [...this.feeds.values()]) {
+      for (const watcher of [...feed.watchers]) watcher.close();
+    }
+    this.feeds.clear();
+    await Promise.all([this.command, this.subscriber].map(async (connecting) => {
+      if (connecting === undefined) return;
+      const connection = await connecting.catch(() => undefined);
+      if (connection === undefined) return;
+      const { redis } = connection;
+      // QUIT lets replies in flight arrive; a connection that is not up has nothing to wait for.
+      if (redis.status === 'ready') await redis.quit().catch(() => {});
+      redis.disconnect();
+    }));
+  }
+
+  private keys(channel: string): { seq: string; log: string; feed: string } {
+    const base = `${this.keyPrefix}{${channel}}`;
+    return { seq: `${base}:seq`, log: `${base}:log`, feed: `${base}:feed` };
+  }
+
+  private async run<T>(what: string, command: (redis: Redis) => Promise<T>): Promise<T> {
+    if (this.closed) throw new EventStoreError(`RedisEventStore: ${what} failed: the store is closed`);
+    try {
+      return await command(usable(await this.commandConnection()));
+    } catch (error) {
+      throw storeError(what, error);
+    }
+  }
+
+  private loadRedis(): Promise<RedisClass> {
+    this.redisClass ??= import('ioredis').then(
+      (module) => module.Redis,
+      (cause: unknown) => {
+        this.redisClass = undefined;
+        throw new EventStoreError('RedisEventStore needs the ioredis package: npm install ioredis', { cause });
+      },
+    );
+    return this.redisClass;
+  }
+
+  /** A connection that has made its first attempt to connect (commands fail fast, so they must not race that attempt). */
+  private async connect(role: 'command' | 'subscriber'): Promise<Connection> {
+    const RedisClient = await this.loadRedis();
+    const options: RedisOptions = {
+      lazyConnect: true,
+      retryStrategy,
+      // Fail instead of queueing while Redis is away, and reject commands in flight when the connection drops
+      // (without resending them: a resent append could be stored twice).
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      // Resubscribing is done here, so that it is known when to catch up.
+      autoResubscribe: false,
+      connectionName: `eventstream-${role}`,
+    };
+    const redis = new RedisClient(this.url, options);
+    const connection: Connection = { redis, lastError: undefined };
+    // Errors surface through the calls they make fail; without a listener ioredis would log each reconnect failure.
+    redis.on('error', (error) => {
+      connection.lastError = error;
+    });
+    redis.on('ready', () => {
+      connection.lastError = undefined;
+    });
+    if (role === 'subscriber') {
+      redis.on('message', (name: string, message: string) => this.dispatch(name, message));
+      let connectedBefore = false;
+      redis.on('ready', () => {
+        if (connectedBefore) void this.resubscribe(redis);
+        connectedBefore = true;
+      });
+    }
+    await redis.connect().catch(() => {});
+    return connection;
+  }
+
+  private commandConnection(): Promise<Connection> {
+    this.command ??= this.connect('command').catch((error: unknown) => {
+      this.command = undefined;
+      throw error;
+    });
+    return this.command;
+  }
+
+  private async subscribe(feed: Feed): Promise<void> {
+    if (this.closed) throw new EventStoreError('RedisEventStore: watch failed: the store is closed');
+    const name = this.keys(feed.channel).feed;
+    feed.subscribed ??= (async () => {
+      this.subscriber ??= this.connect('subscriber').catch((error: unknown) => {
+        this.subscriber = undefined;
+        throw error;
+      });
+      await usable(await this.subscriber).subscribe(name);
+    })().catch((error: unknown) => {
+      feed.subscribed = undefined;
+      throw storeError('subscribe', error);
+    });
+    return feed.subscribed;
+  }
+
+  /** After a reconnect: subscribe again, then read what the feed missed meanwhile. */
+  private async resubscribe(redis: Redis): Promise<void> {
+    const names = [...this.feeds.keys()];
+    if (names.length === 0 || this.closed) return;
+    try {
+      await redis.subscribe(...names);
+    } catch {
+      return; // Down again: the next 'ready' tries again.
+    }
+    for (const feed of this.feeds.values()) {
+      for (const watcher of feed.watchers) watcher.catchUp();
+    }
+  }
+
+  private dispatch(name: string, message: string): void {
+    const feed = this.feeds.get(name);
+    if (feed === undefined) return;
+    let first: unknown;
+    let bodies: unknown;
+    try {
+      [first, bodies] = JSON.parse(message) as unknown[];
+    } catch {
+      return; // Not ours: someone else published on the feed.
+    }
+    if (!Number.isSafeInteger(first) || !Array.isArray(bodies) || !bodies.every((body) => typeof body === 'string')) return;
+    for (const watcher of feed.watchers) watcher.receive(first as number, bodies as string[]);
+  }
+
+  private release(watcher: Watcher): void {
+    const { feed } = watcher;
+    feed.watchers.delete(watcher);
+    if (feed.watchers.size > 0) return;
+    const name = this.keys(feed.channel).feed;
+    if (this.feeds.get(name) === feed) this.feeds.delete(name);
+    if (this.closed || this.subscriber === undefined) return;
+    // A watch on this channel started later queues its SUBSCRIBE behind this on the same connection.
+    void this.subscriber.then(({ redis }) => redis.unsubscribe(name)).catch(() => {});
+  }
+
+  private async range(channel: string, after: number, upTo: number, count: number): Promise<StoredEvent[]> {
+    const end = Number.isFinite(upTo) ? `0-${upTo}` : '+';
+    const entries = await this.run('read', (redis) => redis.xrange(this.keys(channel).log, `(0-${after}`, end, 'COUNT', count));
+    return entries.map(([id, fields]) => ({ seq: seqOf(id), body: fields[fields.indexOf('b') + 1] ?? '' }));
+  }
+}
+
+/** The client, if it can take a command now: nothing queues while Redis is away. */
+function usable({ redis, lastError }: Connection): Redis {
+  if (redis.status === 'ready') return redis;
+  const reason = lastError === undefined ? redis.status : describe(lastError);
+  throw new Error(`not connected to Redis (${reason})`, { cause: lastError });
+}
+
+/** EVALSHA, falling back to EVAL when Redis does not have the script (first use, or after a restart). */
+async function evalScript(redis: Redis, { lua, sha }: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
+  try {
+    return await redis.evalsha(sha, keys.length, ...keys, ...args);
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+    return redis.eval(lua, keys.length, ...keys, ...args);
+  }
+}
+
+function redisUrl(value: unknown): string {
+  if (value === undefined) return 'redis://127.0.0.1:6379';
+  let url: URL | undefined;
+  try {
+    if (typeof value === 'string') url = new URL(value);
+  } catch {
+    // Reported below.
+  }
+  if (url === undefined || (url.protocol !== 'redis:' && url.protocol !== 'rediss:')) {
+    throw new InvalidOptionError(`RedisEventStore: url must be a redis:// or rediss:// URL, got ${String(value)}`);
+  }
+  return value as string;
+}
+
+function integerOption(value: unknown, fallback: number, name: string, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new InvalidOptionError(`RedisEventStore: ${name} must be an integer >= ${min}, got ${String(value)}`);
+  }
+  return value;
+}
