@@ -1,8 +1,14 @@
+import type { ChannelHub } from './channel/hub.js';
 import { assertChannelName } from './channel/names.js';
 import { HubRegistry } from './channel/registry.js';
 import { ChannelWritable } from './channel/writable.js';
-import { EventStreamClosedError, HttpRequestError } from './errors.js';
+import { EventStoreError, EventStreamClosedError, HttpRequestError } from './errors.js';
 import { GripBridge } from './grip/bridge.js';
+import { startHeldStream } from './grip/held-stream.js';
+import type { HoldResponse } from './grip/hold.js';
+import { parseEventId, parseGripLast, type StreamPosition } from './history/event-id.js';
+import { MemoryEventStore } from './history/memory-store.js';
+import type { EventStore } from './history/store.js';
 import { acceptsEventStream } from './http/accept.js';
 import { KeepAliveClock } from './http/keep-alive.js';
 import { checkRequestChannels } from './http/request-channels.js';
@@ -16,15 +22,25 @@ import type { EventStreamStats } from './stats.js';
 /** What to do with a request, whatever the HTTP API it came through. */
 export type Admission =
   | { readonly kind: 'refuse'; readonly status: number; readonly message: string }
-  | { readonly kind: 'hold'; readonly channels: string[] }
-  | { readonly kind: 'stream'; readonly channels: string[] };
+  | { readonly kind: 'hold'; readonly response: HoldResponse }
+  | { readonly kind: 'stream'; readonly channels: string[]; readonly resume: StreamPosition | null };
+
+type HeaderValue = string | string[] | undefined | null;
 
 /** The request facts admission needs, read from a Node request or a web Request. */
 export interface RequestFacts {
-  accept: string | string[] | undefined | null;
-  gripSig: string | string[] | undefined | null;
+  accept: HeaderValue;
+  gripSig: HeaderValue;
+  /** The Last-Event-ID header, or else the `lastEventId` query parameter (for clients that cannot set headers). */
+  lastEventId: HeaderValue;
+  /** Pushpin's `Grip-Last`, when it follows our `Grip-Link` to recover missed events. */
+  gripLast: HeaderValue;
+  /** Path and query of the request: the proxy fetches it again to recover missed events. */
+  url: string;
   resolveChannels: () => unknown;
 }
+
+export const STORE_UNAVAILABLE = 'Service Unavailable: the event history cannot be reached; retry shortly.';
 
 /**
  * The state and behaviour behind one EventStream: hubs, streams, writers and
@@ -36,6 +52,9 @@ export class EventStreamCore implements ResponseStreamHost {
   readonly grip: GripBridge | null;
   readonly keepAliveClock: KeepAliveClock | null;
   readonly maxBufferBytes: number;
+  readonly store: EventStore;
+  /** A store this instance made (the default) is closed with it; a store passed in belongs to the caller. */
+  private readonly ownsStore: boolean;
   private readonly metrics = { eventsPublished: 0, slowClientsDropped: 0 };
   private readonly streams = new Set<ResponseStream>();
   /** Writables behind publishEvent, one per channel while writes are in flight, so publishes keep their order. */
@@ -45,7 +64,9 @@ export class EventStreamCore implements ResponseStreamHost {
   constructor(options: EventStreamOptions | null | undefined) {
     this.options = resolveOptions(options);
     this.maxBufferBytes = this.options.maxBufferBytes;
-    this.hubs = new HubRegistry(this.metrics);
+    this.ownsStore = this.options.store === null;
+    this.store = this.options.store ?? new MemoryEventStore();
+    this.hubs = new HubRegistry(this.store);
     this.grip = this.options.grip === null ? null : new GripBridge(this.options.grip, this.options);
     this.keepAliveClock =
       this.options.keepAliveInterval > 0 ? new KeepAliveClock(this.options.keepAliveInterval, this.streams) : null;
@@ -60,20 +81,65 @@ export class EventStreamCore implements ResponseStreamHost {
         throw new HttpRequestError(406, 'Not Acceptable: this endpoint only serves text/event-stream.');
       }
       const channels = checkRequestChannels(await facts.resolveChannels(), this.options);
+      const lastEventId = firstValue(facts.lastEventId);
+      const resume = lastEventId ? parseEventId(lastEventId, this.options) : null;
       if (this.grip !== null && (await this.grip.isProxied(facts.gripSig ?? undefined))) {
-        return { kind: 'hold', channels };
+        return { kind: 'hold', response: await this.hold(channels, resume, firstValue(facts.gripLast), facts.url) };
       }
-      return { kind: 'stream', channels };
+      return { kind: 'stream', channels, resume };
     } catch (error) {
       if (error instanceof HttpRequestError) return { kind: 'refuse', status: error.status, message: error.message };
+      if (error instanceof EventStoreError) return { kind: 'refuse', status: 503, message: STORE_UNAVAILABLE };
       throw error;
     }
   }
 
-  /** Subscribes a sink whose headers are already out to `channels`. */
-  openStream(sink: EventSink, channels: readonly string[]): void {
+  /** Hold instructions for a proxied request, with what a resuming client or the recovering proxy missed. */
+  private async hold(
+    channels: string[],
+    resume: StreamPosition | null,
+    gripLast: string | undefined,
+    url: string,
+  ): Promise<HoldResponse> {
+    const grip = this.grip!;
+    const recovering = gripLast !== undefined;
+    const position = recovering ? parseGripLast(gripLast, grip.gripPrefix) : resume;
+    try {
+      const start = await startHeldStream(this.store, channels, position, recovering, this.maxBufferBytes);
+      return grip.hold(channels, start.positions, start.body, url);
+    } catch (error) {
+      throw asStoreError(error);
+    }
+  }
+
+  /**
+   * Retains the hubs of a stream about to open and waits until each knows
+   * its position. Rejects (with the hubs released) when the store cannot be
+   * reached, before any header is sent.
+   */
+  async prepareStream(channels: readonly string[]): Promise<ChannelHub[]> {
+    if (this.closed) throw new EventStreamClosedError();
     const hubs = channels.map((channel) => this.hubs.retain(channel));
-    this.streams.add(new ResponseStream(sink, hubs, this));
+    const waits = hubs.map((hub) => this.hubs.feed(hub)).filter((wait) => wait !== null);
+    if (waits.length > 0) {
+      try {
+        await Promise.all(waits);
+      } catch (error) {
+        for (const hub of hubs) this.hubs.release(hub);
+        throw asStoreError(error);
+      }
+    }
+    return hubs;
+  }
+
+  /** Gives back the hubs of a prepared stream that did not open (the client left). */
+  abandonStream(hubs: readonly ChannelHub[]): void {
+    for (const hub of hubs) this.hubs.release(hub);
+  }
+
+  /** Subscribes a sink whose headers are already out to prepared hubs, replaying first when resuming. */
+  openStream(sink: EventSink, hubs: readonly ChannelHub[], resume: StreamPosition | null): void {
+    this.streams.add(new ResponseStream(sink, hubs, this, resume));
     this.keepAliveClock?.streamAdded();
   }
 
@@ -90,13 +156,18 @@ export class EventStreamCore implements ResponseStreamHost {
   openWritable(channel: string, highWaterMark?: number): ChannelWritable {
     if (this.closed) throw new EventStreamClosedError();
     assertChannelName(channel, this.options);
-    const hub = this.hubs.retain(channel);
+    // With a shared store, local subscribers are fed by the store, not by the writer.
+    const hub = this.store.shared ? null : this.hubs.retain(channel);
     return new ChannelWritable({
       channel,
+      store: this.store,
       hub,
       remote: this.grip,
       serializeData: this.options.serializeData,
-      onRelease: () => this.hubs.release(hub),
+      metrics: this.metrics,
+      onRelease: () => {
+        if (hub !== null) this.hubs.release(hub);
+      },
       highWaterMark,
     });
   }
@@ -146,5 +217,17 @@ export class EventStreamCore implements ResponseStreamHost {
     this.publishWritables.clear();
     this.hubs.destroyAll();
     this.keepAliveClock?.stop();
+    if (this.ownsStore) void this.store.close?.();
   }
+}
+
+function firstValue(value: HeaderValue): string | undefined {
+  const first = Array.isArray(value) ? value[0] : value;
+  return first === null || first === undefined || first === '' ? undefined : first;
+}
+
+function asStoreError(error: unknown): Error {
+  if (error instanceof EventStoreError || error instanceof HttpRequestError) return error;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new EventStoreError(`the event store could not be read: ${reason}`, { cause: error });
 }

@@ -11,7 +11,8 @@ export type EventStreamErrorCode =
   | 'ERR_EVENTSTREAM_NOT_ACCEPTABLE'
   | 'ERR_EVENTSTREAM_CLOSED'
   | 'ERR_EVENTSTREAM_GRIP_CONFIG'
-  | 'ERR_EVENTSTREAM_GRIP_PUBLISH';
+  | 'ERR_EVENTSTREAM_GRIP_PUBLISH'
+  | 'ERR_EVENTSTREAM_STORE';
 
 /** A published event or its fields are not valid SSE. Thrown synchronously or as a rejection; nothing is sent. */
 export class InvalidEventError extends TypeError {
@@ -95,5 +96,18 @@ export class GripPublishError extends Error {
     this.proxy = proxy;
     this.status = status;
     this.body = body;
+  }
+}
+
+/**
+ * The event store (Redis) could not append or read: it is down, unreachable
+ * or answered with an error. A publish that fails this way was not stored
+ * and reached no subscriber.
+ */
+export class EventStoreError extends Error {
+  readonly code = 'ERR_EVENTSTREAM_STORE' as const;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'EventStoreError';
   }
 }

@@ -3,6 +3,7 @@ import type { DataSerializer } from './sse/event.js';
 import { jsonSerializer } from './sse/encoder.js';
 import type { GripOption } from './grip/options.js';
 import { channelNameProblem } from './channel/names.js';
+import type { EventStore } from './history/store.js';
 
 export interface EventStreamOptions {
   /** GRIP proxy configuration; absent or null serves every stream directly. */
@@ -21,6 +22,12 @@ export interface EventStreamOptions {
   maxChannelsPerRequest?: number;
   /** Turns `event.data` into text. Default `JSON.stringify`. */
   serializeData?: DataSerializer;
+  /**
+   * Where events get their ids and history is kept for resuming clients.
+   * Default: a `MemoryEventStore` (1000 events or 5 minutes per channel).
+   * A `RedisEventStore` shares ids, history and delivery between processes.
+   */
+  store?: EventStore;
 }
 
 export interface ResolvedOptions {
@@ -32,6 +39,7 @@ export interface ResolvedOptions {
   maxChannelNameLength: number;
   maxChannelsPerRequest: number;
   serializeData: DataSerializer;
+  store: EventStore | null;
 }
 
 function integerOption(options: EventStreamOptions, key: keyof EventStreamOptions, fallback: number, min: number): number {
@@ -62,5 +70,18 @@ export function resolveOptions(options: EventStreamOptions | null | undefined): 
     maxChannelNameLength: integerOption(given, 'maxChannelNameLength', 128, 1),
     maxChannelsPerRequest: integerOption(given, 'maxChannelsPerRequest', 16, 1),
     serializeData,
+    store: checkStore(given.store),
   };
+}
+
+function checkStore(store: unknown): EventStore | null {
+  if (store === undefined || store === null) return null;
+  const candidate = store as Partial<EventStore>;
+  for (const method of ['append', 'readSince', 'head'] as const) {
+    if (typeof candidate[method] !== 'function') throw new InvalidOptionError(`options.store has no ${method}() method`);
+  }
+  if (candidate.shared === true && typeof candidate.watch !== 'function') {
+    throw new InvalidOptionError('options.store is shared but has no watch() method');
+  }
+  return store as EventStore;
 }

@@ -20,27 +20,35 @@ function parse(wire: string): { events: EventSourceMessage[]; retries: number[];
 
 const identity = (data: unknown): string => data as string;
 
-test('encodes event, id, retry and JSON data in SSE field order', () => {
-  const encoded = encodeEvent({ event: 'update', id: '7', retry: 2500, data: { name: 'John' } });
-  assert.equal(encoded.text, 'event: update\nid: 7\nretry: 2500\ndata: {"name":"John"}\n\n');
-  assert.deepEqual(encoded.bytes, Buffer.from(encoded.text));
+/** An encoded event as a stream sends it: its fields, the id line the channel adds, the blank line. */
+const wireOf = (body: string, id = 'ch:1'): string => `${body}id: ${id}\n\n`;
+
+test('encodes event, retry and JSON data in SSE field order, leaving the id line to the channel', () => {
+  const encoded = encodeEvent({ event: 'update', retry: 2500, data: { name: 'John' } });
+  assert.equal(encoded.body, 'event: update\nretry: 2500\ndata: {"name":"John"}\n');
+  const { events } = parse(wireOf(encoded.body, 'news:42'));
+  assert.deepEqual(events, [{ event: 'update', id: 'news:42', data: '{"name":"John"}' }]);
+});
+
+test('event.id is refused: ids are the channel sequence clients resume from', () => {
+  assert.throws(() => encodeEvent({ id: '7', data: 1 } as never), /ids|resume/);
+  assert.throws(() => encodeEvent({ id: '7', data: 1 } as never), InvalidEventError);
 });
 
 test('omits the event line for the default type and JSON-encodes strings', () => {
-  assert.equal(encodeEvent({ data: 'hi' }).text, 'data: "hi"\n\n');
-  assert.equal(encodeEvent({ data: null }).text, 'data: null\n\n');
+  assert.equal(encodeEvent({ data: 'hi' }).body, 'data: "hi"\n');
+  assert.equal(encodeEvent({ data: null }).body, 'data: null\n');
 });
 
 test('splits multi-line data on CRLF, CR and LF into one data line each', () => {
   const encoded = encodeEvent({ data: 'a\r\nb\rc\nd' }, identity);
-  assert.equal(encoded.text, 'data: a\ndata: b\ndata: c\ndata: d\n\n');
-  assert.deepEqual(parse(encoded.text).events.map((e) => e.data), ['a\nb\nc\nd']);
+  assert.equal(encoded.body, 'data: a\ndata: b\ndata: c\ndata: d\n');
+  assert.deepEqual(parse(wireOf(encoded.body)).events.map((e) => e.data), ['a\nb\nc\nd']);
 });
 
-test('refuses CR, LF or NUL in event and id instead of injecting fields', () => {
+test('refuses CR, LF or NUL in event instead of injecting fields', () => {
   for (const bad of ['a\nretry: 1', 'a\rb', 'a\0b', 'x\r\ndata: injected']) {
     assert.throws(() => encodeEvent({ event: bad, data: 1 }), InvalidEventError);
-    assert.throws(() => encodeEvent({ id: bad, data: 1 }), InvalidEventError);
   }
 });
 
@@ -79,7 +87,7 @@ test('comments cannot carry line breaks', () => {
 test('property: any string data round-trips through a spec parser', () => {
   fc.assert(
     fc.property(fc.string({ unit: 'binary' }), (text) => {
-      const { events } = parse(encodeEvent({ data: text }, identity).text);
+      const { events } = parse(wireOf(encodeEvent({ data: text }, identity).body));
       assert.equal(events.length, 1);
       assert.equal(events[0]!.data, text.replace(/\r\n|\r/g, '\n'));
     }),
@@ -90,7 +98,7 @@ test('property: any string data round-trips through a spec parser', () => {
 test('property: any JSON value round-trips as data', () => {
   fc.assert(
     fc.property(fc.jsonValue(), (value) => {
-      const { events } = parse(encodeEvent({ data: value }).text);
+      const { events } = parse(wireOf(encodeEvent({ data: value }).body));
       assert.equal(events.length, 1);
       assert.deepEqual(JSON.parse(events[0]!.data), JSON.parse(JSON.stringify(value)));
     }),
@@ -98,15 +106,16 @@ test('property: any JSON value round-trips as data', () => {
   );
 });
 
-test('property: an event or id either round-trips exactly or is refused; no field is ever injected', () => {
+test('property: an event type either round-trips exactly or is refused; no field is ever injected', () => {
   fc.assert(
-    fc.property(fc.string({ unit: 'binary' }), fc.string({ unit: 'binary' }), fc.string(), (type, id, data) => {
+    fc.property(fc.string({ unit: 'binary' }), fc.string(), (type, data) => {
+      const id = 'ch:7';
       let wire: string;
       try {
-        wire = encodeEvent({ event: type, id, data }, identity).text;
+        wire = wireOf(encodeEvent({ event: type, data }, identity).body, id);
       } catch (error) {
         assert.ok(error instanceof InvalidEventError);
-        assert.match(type + id, /[\r\n\0]/);
+        assert.match(type, /[\r\n\0]/);
         return;
       }
       const { events, retries } = parse(wire);
@@ -127,7 +136,7 @@ test('property: a sequence of events parses back as the same sequence', () => {
   });
   fc.assert(
     fc.property(fc.array(eventArb, { maxLength: 20 }), (list) => {
-      const wire = list.map((event) => encodeEvent(event).text).join('');
+      const wire = list.map((event, i) => wireOf(encodeEvent(event).body, `ch:${i}`)).join('');
       const { events } = parse(wire);
       assert.equal(events.length, list.length);
       events.forEach((parsed, i) => {

@@ -173,16 +173,17 @@ test('HTTP/2: eventStream.run(req, res, channels) streams events; closing the cl
       assertEventStreamHeaders(one);
       assertEventStreamHeaders(two);
       await until(() => one.events.length === 1 && two.events.length === 1, 5000, 'stream-open');
-      assert.deepEqual(one.events, [{ type: 'stream-open', data: '', id: undefined }]);
+      assert.deepEqual(one.events.map(({ type, data }) => ({ type, data })), [{ type: 'stream-open', data: '' }]);
+      const [, oneAt, allAt] = /^one:(\d+),all:(\d+)$/.exec(one.events[0]!.id ?? '')!.map(Number);
       assert.deepEqual(eventStream.stats().channels, { one: 1, two: 1, all: 2 });
 
-      await eventStream.publishEvent('one', { data: { to: 'one' }, id: '7' });
+      await eventStream.publishEvent('one', { data: { to: 'one' } });
       await eventStream.publishEvent('all', { event: 'news', data: 'to all' });
       await eventStream.publishEvent('two', { data: 'line 1\nline 2' });
       await until(() => one.events.length === 3 && two.events.length === 3, 5000, 'events over HTTP/2');
       assert.deepEqual(one.events.slice(1), [
-        { type: 'message', data: '{"to":"one"}', id: '7' },
-        { type: 'news', data: '"to all"', id: undefined },
+        { type: 'message', data: '{"to":"one"}', id: `one:${oneAt! + 1},all:${allAt}` },
+        { type: 'news', data: '"to all"', id: `one:${oneAt! + 1},all:${allAt! + 1}` },
       ]);
       assert.deepEqual(messages(two, 'news'), ['to all']);
       assert.deepEqual(messages(two), ['line 1\nline 2']);

@@ -1,21 +1,20 @@
 import { Duplex } from 'readable-stream';
+import type { StoredEvent } from '../history/store.js';
+import { eventText, HubFrame } from './frame.js';
 
 /** Above this many pending bytes a batch is handed on at once instead of at the end of the tick. */
 const MAX_BATCH_BYTES = 64 * 1024;
 
-/** Counters the hubs of one EventStream share. */
-export interface HubMetrics {
-  eventsPublished: number;
-}
+type Callback = (error?: Error | null) => void;
 
 /**
- * One channel: an object-mode Duplex whose writable side takes encoded event
- * frames (Buffers) and whose readable side emits them to every subscriber's
- * response stream.
+ * One channel: an object-mode Duplex whose writable side takes batches of
+ * sequenced events (arrays of StoredEvent, in sequence order) and whose
+ * readable side emits HubFrames to every subscriber's response stream.
  *
- * Frames written in the same tick leave as ONE Buffer, so a burst costs each
- * subscriber one write instead of one per event, and the concatenation is done
- * once per channel rather than once per client.
+ * Events written in the same tick leave as ONE frame whose bytes are built
+ * once, so a burst costs each subscriber one write instead of one per event,
+ * and the encoding is done once per channel rather than once per client.
  *
  * Subscribers never return `false` from `write()` (they buffer up to their own
  * bound and are dropped past it), so a stuck socket cannot pause the hub.
@@ -29,12 +28,20 @@ export class ChannelHub extends Duplex {
   refs = 0;
   subscriberCount = 0;
   congestedSubscribers = 0;
-  private batch: Buffer[] = [];
-  private batchBytes = 0;
+  /**
+   * Sequence number of the last event this hub accepted. Every later event
+   * still reaches a subscriber that joins now, so this is where its stream starts.
+   */
+  position = 0;
+  /** Settles once `position` is known (at once for the memory store; after the shared store's watch is live). */
+  ready: Promise<void> | null = null;
+  /** Stops the shared store's delivery into this hub. */
+  unwatch: (() => void) | null = null;
+  private batch: StoredEvent[] = [];
+  private batchText = '';
   private flushScheduled = false;
-  private readonly metrics: HubMetrics;
 
-  constructor(channel: string, metrics: HubMetrics) {
+  constructor(channel: string) {
     super({
       readableObjectMode: true,
       writableObjectMode: true,
@@ -43,7 +50,6 @@ export class ChannelHub extends Duplex {
       allowHalfOpen: false,
     });
     this.channel = channel;
-    this.metrics = metrics;
     // one 'data' listener per subscriber
     this.setMaxListeners(0);
   }
@@ -54,12 +60,12 @@ export class ChannelHub extends Duplex {
    * full, which is exactly what one stuck client must not do to a channel,
    * and it costs a dozen closures per subscriber.
    */
-  subscribe(onFrame: (frame: Buffer) => void): void {
+  subscribe(onFrame: (frame: HubFrame) => void): void {
     this.subscriberCount++;
     this.on('data', onFrame);
   }
 
-  unsubscribe(onFrame: (frame: Buffer) => void): void {
+  unsubscribe(onFrame: (frame: HubFrame) => void): void {
     this.subscriberCount--;
     this.removeListener('data', onFrame);
   }
@@ -68,51 +74,53 @@ export class ChannelHub extends Duplex {
     // Frames are pushed as they are written; there is nothing to pull.
   }
 
-  override _write(frame: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.enqueue(frame);
-    this.pace(callback);
+  override _write(events: readonly StoredEvent[], _encoding: BufferEncoding, callback: Callback): void {
+    this.enqueueFrom([{ chunk: events }], 0, 0, callback);
   }
 
-  override _writev(
-    chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>,
-    callback: (error?: Error | null) => void,
-  ): void {
-    this.enqueueFrom(chunks, 0, callback);
+  override _writev(chunks: Array<{ chunk: readonly StoredEvent[] }>, callback: Callback): void {
+    this.enqueueFrom(chunks, 0, 0, callback);
   }
 
   /**
-   * Enqueues a batch, but stops as soon as a subscriber's socket backs up and
-   * resumes on the next turn of the event loop: a large batch must not land
-   * on a healthy socket in one go and trip its slow-client bound.
+   * Enqueues batches event by event, but stops as soon as a subscriber's
+   * socket backs up and resumes on the next turn of the event loop: a large
+   * backlog must not land on a healthy socket in one go and trip its
+   * slow-client bound.
    */
   private enqueueFrom(
-    chunks: Array<{ chunk: Buffer }>,
-    start: number,
-    callback: (error?: Error | null) => void,
+    chunks: Array<{ chunk: readonly StoredEvent[] }>,
+    chunkIndex: number,
+    eventIndex: number,
+    callback: Callback,
   ): void {
-    for (let i = start; i < chunks.length; i++) {
-      this.enqueue(chunks[i]!.chunk);
-      if (this.congestedSubscribers > 0 && i + 1 < chunks.length) {
-        this.flushBatch();
-        setImmediate(() => this.enqueueFrom(chunks, i + 1, callback));
-        return;
+    for (let c = chunkIndex; c < chunks.length; c++) {
+      const events = chunks[c]!.chunk;
+      for (let e = c === chunkIndex ? eventIndex : 0; e < events.length; e++) {
+        this.enqueue(events[e]!);
+        const more = e + 1 < events.length || c + 1 < chunks.length;
+        if (this.congestedSubscribers > 0 && more) {
+          this.flushBatch();
+          setImmediate(() => this.enqueueFrom(chunks, c, e + 1, callback));
+          return;
+        }
       }
     }
     this.pace(callback);
   }
 
-  override _final(callback: (error?: Error | null) => void): void {
+  override _final(callback: Callback): void {
     this.flushBatch();
     callback();
   }
 
-  private enqueue(frame: Buffer): void {
-    this.metrics.eventsPublished++;
-    // Nobody listens here: an SSE channel does not keep events for later subscribers.
+  private enqueue(event: StoredEvent): void {
+    this.position = event.seq;
+    // Nobody listens here; the store keeps the history for later subscribers.
     if (this.subscriberCount === 0) return;
-    this.batch.push(frame);
-    this.batchBytes += frame.length;
-    if (this.batchBytes >= MAX_BATCH_BYTES) {
+    this.batch.push(event);
+    this.batchText += eventText(this.channel, event);
+    if (this.batchText.length >= MAX_BATCH_BYTES) {
       this.flushBatch();
     } else if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -120,7 +128,7 @@ export class ChannelHub extends Duplex {
     }
   }
 
-  private pace(callback: (error?: Error | null) => void): void {
+  private pace(callback: Callback): void {
     if (this.congestedSubscribers > 0) setImmediate(callback);
     else callback();
   }
@@ -129,10 +137,10 @@ export class ChannelHub extends Duplex {
   flushBatch(): void {
     const { batch } = this;
     if (batch.length === 0) return;
-    const chunk = batch.length === 1 ? batch[0]! : Buffer.concat(batch, this.batchBytes);
+    const frame = new HubFrame(this.channel, batch, Buffer.from(this.batchText, 'utf8'));
     this.batch = [];
-    this.batchBytes = 0;
-    if (this.subscriberCount > 0 && !this.destroyed) this.push(chunk);
+    this.batchText = '';
+    if (this.subscriberCount > 0 && !this.destroyed) this.push(frame);
   }
 
   /** @internal */

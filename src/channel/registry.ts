@@ -1,4 +1,5 @@
-import { ChannelHub, type HubMetrics } from './hub.js';
+import type { EventStore } from '../history/store.js';
+import { ChannelHub } from './hub.js';
 
 /**
  * Owns the live hubs of one EventStream. A hub exists while something holds
@@ -7,27 +8,47 @@ import { ChannelHub, type HubMetrics } from './hub.js';
  */
 export class HubRegistry {
   private readonly hubs = new Map<string, ChannelHub>();
-  private readonly metrics: HubMetrics;
+  private readonly store: EventStore;
 
-  constructor(metrics: HubMetrics) {
-    this.metrics = metrics;
+  constructor(store: EventStore) {
+    this.store = store;
   }
 
   retain(channel: string): ChannelHub {
     let hub = this.hubs.get(channel);
     if (hub === undefined) {
-      hub = new ChannelHub(channel, this.metrics);
+      hub = new ChannelHub(channel);
       // A hub never fails on its own; a listener keeps a stray error from crashing the process.
       hub.on('error', () => {});
+      if (!this.store.shared) startFromHead(hub, this.store);
       this.hubs.set(channel, hub);
     }
     hub.refs++;
     return hub;
   }
 
+  /**
+   * Makes a shared store feed the hub, for its subscribers. Local publishes
+   * then reach them through the store too, so every process sends one order.
+   */
+  feed(hub: ChannelHub): Promise<void> | null {
+    if (!this.store.shared || hub.unwatch !== null) return hub.ready;
+    const watch = this.store.watch!(hub.channel, (events) => {
+      if (!hub.destroyed) hub.write(events);
+    });
+    hub.unwatch = () => watch.close();
+    hub.ready = watch.ready.then((position) => {
+      if (position > hub.position) hub.position = position;
+    });
+    // A failed watch fails the streams that wait for it; the hub is then released with them.
+    hub.ready.catch(() => {});
+    return hub.ready;
+  }
+
   release(hub: ChannelHub): void {
     if (--hub.refs > 0) return;
     if (this.hubs.get(hub.channel) === hub) this.hubs.delete(hub.channel);
+    hub.unwatch?.();
     hub.destroy();
   }
 
@@ -44,7 +65,22 @@ export class HubRegistry {
   }
 
   destroyAll(): void {
-    for (const hub of this.hubs.values()) hub.destroy();
+    for (const hub of this.hubs.values()) {
+      hub.unwatch?.();
+      hub.destroy();
+    }
     this.hubs.clear();
   }
+}
+
+function startFromHead(hub: ChannelHub, store: EventStore): void {
+  const head = store.head(hub.channel);
+  if (typeof head === 'number') {
+    hub.position = head;
+    return;
+  }
+  hub.ready = head.then((position) => {
+    if (position > hub.position) hub.position = position;
+  });
+  hub.ready.catch(() => {});
 }

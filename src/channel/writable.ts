@@ -1,4 +1,6 @@
 import { Writable } from 'readable-stream';
+import { EventStoreError } from '../errors.js';
+import type { EventStore, StoredEvent } from '../history/store.js';
 import { EncodedEvent, encodeEvent } from '../sse/encoder.js';
 import type { DataSerializer } from '../sse/event.js';
 import type { ChannelHub } from './hub.js';
@@ -9,14 +11,17 @@ import type { ChannelHub } from './hub.js';
  * the returned promise, which is how backpressure reaches the proxy.
  */
 export interface RemotePublisher {
-  publish(channel: string, events: readonly EncodedEvent[]): Promise<void>;
+  publish(channel: string, events: readonly StoredEvent[]): Promise<void>;
 }
 
 export interface ChannelWritableOptions {
   channel: string;
-  hub: ChannelHub;
+  store: EventStore;
+  /** The local hub, or null when a shared store feeds the hubs (every process then sends the store's order). */
+  hub: ChannelHub | null;
   remote: RemotePublisher | null;
   serializeData: DataSerializer;
+  metrics: { eventsPublished: number };
   /** Called once when the writable is finished or destroyed, to drop its hub reference. */
   onRelease: () => void;
   highWaterMark?: number;
@@ -26,34 +31,30 @@ type Callback = (error?: Error | null) => void;
 
 /**
  * The publish primitive: an object-mode Writable for one channel. Each event
- * is validated and encoded once, handed to the channel hub (local
- * subscribers) and, when configured, to the remote publisher. The write
- * callback fires when both have taken it, so `write()` returns false and
- * `drain` follows whenever delivery is the slower side.
+ * is validated and encoded once, numbered by the store, then handed to the
+ * channel hub (local subscribers) and, when configured, to the remote
+ * publisher. The write callback fires when all have taken it, so `write()`
+ * returns false and `drain` follows whenever delivery is the slower side.
  */
 export class ChannelWritable extends Writable {
   readonly channel: string;
-  private readonly hub: ChannelHub;
-  private readonly remote: RemotePublisher | null;
-  private readonly serializeData: DataSerializer;
+  private readonly options: ChannelWritableOptions;
   private onRelease: (() => void) | null;
 
   constructor(options: ChannelWritableOptions) {
     super({ objectMode: true, highWaterMark: options.highWaterMark ?? 64 });
     this.channel = options.channel;
-    this.hub = options.hub;
-    this.remote = options.remote;
-    this.serializeData = options.serializeData;
+    this.options = options;
     this.onRelease = options.onRelease;
   }
 
   /**
-   * With a remote publisher, writes issued in one tick are corked together so
-   * they reach `_writev` as one batch (one control-API request) instead of the
-   * first going out alone after every drain.
+   * With a remote publisher or a shared store, writes issued in one tick are
+   * corked together so they reach `_writev` as one batch (one control-API
+   * request, one store round trip) instead of the first going out alone.
    */
   override write(chunk: unknown, encoding?: string | Callback, callback?: Callback): boolean {
-    if (this.remote !== null && this.writableCorked === 0 && !this.destroyed) {
+    if ((this.options.remote !== null || this.options.hub === null) && this.writableCorked === 0 && !this.destroyed) {
       this.cork();
       process.nextTick(uncork, this);
     }
@@ -61,29 +62,29 @@ export class ChannelWritable extends Writable {
   }
 
   override _write(chunk: unknown, _encoding: BufferEncoding, callback: Callback): void {
-    let frame: EncodedEvent;
+    let body: string;
     try {
-      frame = chunk instanceof EncodedEvent ? chunk : encodeEvent(chunk, this.serializeData);
+      body = (chunk instanceof EncodedEvent ? chunk : encodeEvent(chunk, this.options.serializeData)).body;
     } catch (error) {
       callback(error as Error);
       return;
     }
-    this.deliver([frame], callback);
+    this.deliver([body], callback);
   }
 
   override _writev(chunks: Array<{ chunk: unknown }>, callback: Callback): void {
-    const frames: EncodedEvent[] = new Array(chunks.length);
+    const bodies: string[] = new Array(chunks.length);
     try {
       for (let i = 0; i < chunks.length; i++) {
         const { chunk } = chunks[i]!;
-        frames[i] = chunk instanceof EncodedEvent ? chunk : encodeEvent(chunk, this.serializeData);
+        bodies[i] = (chunk instanceof EncodedEvent ? chunk : encodeEvent(chunk, this.options.serializeData)).body;
       }
     } catch (error) {
       // Stream rules: one bad chunk errors the stream; none of this batch is sent.
       callback(error as Error);
       return;
     }
-    this.deliver(frames, callback);
+    this.deliver(bodies, callback);
   }
 
   override _final(callback: Callback): void {
@@ -96,21 +97,39 @@ export class ChannelWritable extends Writable {
     callback(error);
   }
 
-  private deliver(frames: EncodedEvent[], callback: Callback): void {
-    const { hub, remote } = this;
+  private deliver(bodies: string[], callback: Callback): void {
+    let first: number | Promise<number>;
+    try {
+      first = this.options.store.append(this.channel, bodies);
+    } catch (error) {
+      callback(storeFailure(error));
+      return;
+    }
+    // The memory store answers at once: its hub then gets events in the order they were numbered.
+    if (typeof first === 'number') this.sequenced(first, bodies, callback);
+    else first.then((seq) => this.sequenced(seq, bodies, callback), (error: unknown) => callback(storeFailure(error)));
+  }
+
+  private sequenced(first: number, bodies: readonly string[], callback: Callback): void {
+    const events: StoredEvent[] = new Array(bodies.length);
+    for (let i = 0; i < bodies.length; i++) events[i] = { seq: first + i, body: bodies[i]! };
+    this.options.metrics.eventsPublished += events.length;
+    const { hub, remote } = this.options;
+    const local = hub !== null && !hub.destroyed;
     if (remote === null) {
-      writeFrames(hub, frames, callback);
+      if (local) hub.write(events, callback);
+      else callback();
       return;
     }
     // Local delivery never waits for, nor depends on, the proxy.
-    let pending = 2;
+    let pending = local ? 2 : 1;
     let failure: Error | null = null;
     const settle = (error?: Error | null): void => {
       if (error && failure === null) failure = error;
       if (--pending === 0) callback(failure);
     };
-    writeFrames(hub, frames, settle);
-    remote.publish(this.channel, frames).then(() => settle(), settle);
+    if (local) hub.write(events, settle);
+    remote.publish(this.channel, events).then(() => settle(), settle);
   }
 
   private release(): void {
@@ -124,13 +143,8 @@ function uncork(writable: Writable): void {
   writable.uncork();
 }
 
-function writeFrames(hub: ChannelHub, frames: EncodedEvent[], callback: Callback): void {
-  if (hub.destroyed) {
-    // The EventStream was closed under this writer; local subscribers are gone.
-    callback();
-    return;
-  }
-  const last = frames.length - 1;
-  for (let i = 0; i < last; i++) hub.write(frames[i]!.bytes);
-  hub.write(frames[last]!.bytes, callback);
+function storeFailure(error: unknown): Error {
+  if (error instanceof EventStoreError) return error;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new EventStoreError(`the event store did not take the events: ${reason}`, { cause: error });
 }

@@ -1,7 +1,7 @@
 import type { RemotePublisher } from '../channel/writable.js';
-import type { EncodedEvent } from '../sse/encoder.js';
+import type { StoredEvent } from '../history/store.js';
 import { resolveGripProxies, type GripProxy } from './config.js';
-import { publishToProxy, serializeItems } from './control-api.js';
+import { groupItems, publishToProxy, serializeItems } from './control-api.js';
 import { holdResponse, type HoldResponse } from './hold.js';
 import { isProxiedRequest } from './signature.js';
 
@@ -21,6 +21,8 @@ let warnedUnverified = false;
 export class GripBridge implements RemotePublisher {
   readonly proxies: readonly GripProxy[];
   private readonly options: GripBridgeOptions;
+  /** The last publish of each channel: the next waits for it, so items reach the proxy in id order. */
+  private readonly tails = new Map<string, Promise<void>>();
 
   constructor(option: unknown, options: GripBridgeOptions) {
     this.proxies = resolveGripProxies(option);
@@ -34,6 +36,10 @@ export class GripBridge implements RemotePublisher {
     }
   }
 
+  get gripPrefix(): string {
+    return this.options.gripPrefix;
+  }
+
   gripChannel(channel: string): string {
     return this.options.gripPrefix + channel;
   }
@@ -42,20 +48,43 @@ export class GripBridge implements RemotePublisher {
     return isProxiedRequest(gripSig, this.proxies);
   }
 
-  /** Hold instructions for a proxied request on `channels`. */
-  hold(channels: readonly string[]): HoldResponse {
-    return holdResponse(channels.map((channel) => this.gripChannel(channel)), this.options.keepAliveInterval);
+  /**
+   * Hold instructions for a proxied request on `channels`, whose body brings
+   * the client to `positions`; `link` is where the proxy fetches missed events.
+   */
+  hold(channels: readonly string[], positions: readonly number[], body: string, link: string): HoldResponse {
+    return holdResponse({
+      gripChannels: channels.map((channel) => this.gripChannel(channel)),
+      positions,
+      body,
+      link,
+      keepAliveMs: this.options.keepAliveInterval,
+    });
   }
 
-  async publish(channel: string, events: readonly EncodedEvent[]): Promise<void> {
+  publish(channel: string, events: readonly StoredEvent[]): Promise<void> {
+    const previous = this.tails.get(channel);
+    const published = previous === undefined ? this.send(channel, events) : previous.then(() => this.send(channel, events));
+    const tail = published.then(settled, settled);
+    this.tails.set(channel, tail);
+    void tail.then(() => {
+      if (this.tails.get(channel) === tail) this.tails.delete(channel);
+    });
+    return published;
+  }
+
+  private async send(channel: string, events: readonly StoredEvent[]): Promise<void> {
     const gripChannel = this.gripChannel(channel);
-    const items = serializeItems(gripChannel, events);
+    const items = groupItems(channel, events);
+    const serialized = serializeItems(gripChannel, items);
     const { gripPublishTimeout } = this.options;
     const results = await Promise.allSettled(
-      this.proxies.map((proxy) => publishToProxy(proxy, gripChannel, events, items, gripPublishTimeout)),
+      this.proxies.map((proxy) => publishToProxy(proxy, gripChannel, items, serialized, gripPublishTimeout)),
     );
     for (const result of results) {
       if (result.status === 'rejected') throw result.reason;
     }
   }
 }
+
+function settled(): void {}

@@ -1,6 +1,7 @@
 import { HttpStreamFormat, Item } from '@fanoutio/grip';
+import { singleChannelText } from '../channel/frame.js';
 import { GripPublishError } from '../errors.js';
-import type { EncodedEvent } from '../sse/encoder.js';
+import type { StoredEvent } from '../history/store.js';
 import type { GripProxy } from './config.js';
 
 /** Pushpin refuses publish bodies of 1,000,000 bytes or more. */
@@ -11,12 +12,56 @@ export const MAX_PUBLISH_BODY_BYTES = 1_000_000;
  * fewer than that; requests for one channel are sent one after another.
  */
 export const MAX_ITEMS_PER_REQUEST = 64;
+/** Content one item carries at most: even fully escaped (6 bytes a character) it fits a request. */
+const MAX_ITEM_CONTENT_CHARS = 128 * 1024;
 const ENVELOPE_BYTES = '{"items":[]}'.length;
 
-/** One `http-stream` item per event, serialized once and shared by every proxy. */
-export function serializeItems(channel: string, events: readonly EncodedEvent[]): string[] {
-  const prefix = `{"channel":${JSON.stringify(channel)},"formats":{"http-stream":{"content":`;
-  return events.map((event) => `${prefix}${JSON.stringify(event.text)}}}}`);
+/** What one GRIP item carries: consecutive events of a channel, as the stream's bytes. */
+export interface ItemContent {
+  /** Sequence number of the last event: the item's id. */
+  readonly id: number;
+  /** Sequence number before the first event: the id the proxy must have seen last, or it recovers the gap. */
+  readonly prevId: number;
+  readonly content: string;
+}
+
+/**
+ * Consecutive events become ONE item whose content is their SSE text, just
+ * as a hub sends a same-tick burst as one write: the proxy's cost is per
+ * item, so a burst costs it one item per 128 Ki characters instead of one per event.
+ */
+export function groupItems(channel: string, events: readonly StoredEvent[]): ItemContent[] {
+  const items: ItemContent[] = [];
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < events.length; i++) {
+    const size = events[i]!.body.length + channel.length + 24;
+    if (i > start && bytes + size > MAX_ITEM_CONTENT_CHARS) {
+      items.push(itemOf(channel, events, start, i));
+      start = i;
+      bytes = 0;
+    }
+    bytes += size;
+  }
+  if (events.length > start) items.push(itemOf(channel, events, start, events.length));
+  return items;
+}
+
+function itemOf(channel: string, events: readonly StoredEvent[], start: number, end: number): ItemContent {
+  return {
+    id: events[end - 1]!.seq,
+    prevId: events[start]!.seq - 1,
+    content: singleChannelText(channel, events.slice(start, end)),
+  };
+}
+
+/** The items of one channel as control-API JSON, serialized once and shared by every proxy. */
+export function serializeItems(gripChannel: string, items: readonly ItemContent[]): string[] {
+  const channel = JSON.stringify(gripChannel);
+  return items.map(
+    (item) =>
+      `{"channel":${channel},"id":"${item.id}","prev-id":"${item.prevId}","formats":{"http-stream":{"content":${JSON.stringify(item.content)}}}}`,
+  );
 }
 
 /** Splits items into request bodies under the proxy's size and item caps, keeping their order. */
@@ -78,19 +123,22 @@ function describeNetworkError(cause: unknown): string {
 /** Publishes a batch to one proxy: one request per body, in order. */
 export async function publishToProxy(
   proxy: GripProxy,
-  channel: string,
-  events: readonly EncodedEvent[],
-  items: readonly string[],
+  gripChannel: string,
+  items: readonly ItemContent[],
+  serialized: readonly string[],
   timeoutMs: number,
 ): Promise<void> {
   if (proxy.publishUri !== null) {
-    for (const body of packBodies(items)) await postBody(proxy, proxy.publishUri, body, timeoutMs);
+    for (const body of packBodies(serialized)) await postBody(proxy, proxy.publishUri, body, timeoutMs);
     return;
   }
   // A custom client only knows one item per call; keep the order by awaiting each.
-  for (const event of events) {
+  for (const item of items) {
     try {
-      await proxy.client.publish(channel, new Item(new HttpStreamFormat(event.text)));
+      await proxy.client.publish(
+        gripChannel,
+        new Item(new HttpStreamFormat(item.content), String(item.id), String(item.prevId)),
+      );
     } catch (cause) {
       const context = (cause as { context?: { statusCode?: number; httpBody?: unknown } })?.context;
       const body = context?.httpBody ?? (cause as { message?: string })?.message ?? String(cause);

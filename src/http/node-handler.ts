@@ -1,5 +1,7 @@
 import { Http2ServerResponse } from 'node:http2';
-import type { EventStreamCore } from '../core.js';
+import type { ChannelHub } from '../channel/hub.js';
+import { STORE_UNAVAILABLE, type EventStreamCore } from '../core.js';
+import { EventStoreError } from '../errors.js';
 import { EVENT_STREAM_HEADERS } from './headers.js';
 import { respondPlainText } from './respond.js';
 import type { EventSink, SseRequest, SseResponse } from './types.js';
@@ -15,9 +17,13 @@ export async function serveNodeRequest(
   res: SseResponse,
   resolveChannels: () => unknown,
 ): Promise<void> {
+  const url = requestUrl(req);
   const admission = await core.admit({
     accept: req.headers.accept,
     gripSig: req.headers['grip-sig'],
+    lastEventId: req.headers['last-event-id'] ?? lastEventIdParameter(url),
+    gripLast: req.headers['grip-last'],
+    url,
     resolveChannels,
   });
   // The client may have left while channels were being resolved.
@@ -27,17 +33,41 @@ export async function serveNodeRequest(
       respondPlainText(res, admission.status, admission.message);
       return;
     case 'hold': {
-      const { headers, body } = core.grip!.hold(admission.channels);
+      const { headers, body } = admission.response;
       res.writeHead(200, headers);
       res.end(body);
       return;
     }
-    case 'stream':
+    case 'stream': {
+      let hubs: ChannelHub[];
+      try {
+        hubs = await core.prepareStream(admission.channels);
+      } catch (error) {
+        if (!(error instanceof EventStoreError)) throw error;
+        respondPlainText(res, 503, STORE_UNAVAILABLE);
+        return;
+      }
+      if (clientGone(res)) {
+        core.abandonStream(hubs);
+        return;
+      }
       res.writeHead(200, EVENT_STREAM_HEADERS);
       // Proxies and browsers learn at once that the stream started. (HTTP/2 sends headers on writeHead.)
       (res as { flushHeaders?: () => void }).flushHeaders?.();
-      core.openStream(res as unknown as EventSink, admission.channels);
+      core.openStream(res as unknown as EventSink, hubs, admission.resume);
+    }
   }
+}
+
+/** Express strips a router's mount path from `req.url`; the proxy must fetch the full path again. */
+function requestUrl(req: SseRequest): string {
+  return (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
+}
+
+/** For clients that cannot set headers (a resumed page building its own EventSource URL). */
+export function lastEventIdParameter(url: string): string | null {
+  const query = url.indexOf('?');
+  return query === -1 ? null : new URLSearchParams(url.slice(query + 1)).get('lastEventId');
 }
 
 /**

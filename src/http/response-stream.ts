@@ -1,16 +1,21 @@
 import { transform } from 'through2';
 import type { Transform } from 'readable-stream';
+import { HubFrame, singleChannelText } from '../channel/frame.js';
 import type { ChannelHub } from '../channel/hub.js';
-import { KEEP_ALIVE_TEXT, STREAM_OPEN_TEXT } from '../sse/encoder.js';
+import { formatEventId, type StreamPosition } from '../history/event-id.js';
+import type { EventStore, StoredEvent } from '../history/store.js';
+import { KEEP_ALIVE_TEXT, streamOpenText, streamResetText } from '../sse/encoder.js';
 import type { KeepAliveTarget } from './keep-alive.js';
 import type { EventSink } from './types.js';
 
-const STREAM_OPEN = Buffer.from(STREAM_OPEN_TEXT);
 const KEEP_ALIVE = Buffer.from(KEEP_ALIVE_TEXT);
+/** Events read from the store per replay step; the step is written before the next is read. */
+const REPLAY_PAGE_EVENTS = 500;
 
 /** What every response stream of one EventStream shares, so a connection carries no per-stream callbacks. */
 export interface ResponseStreamHost {
   readonly maxBufferBytes: number;
+  readonly store: EventStore;
   /** Current keep-alive tick, or null when keep-alives are off. */
   readonly keepAliveClock: { readonly tick: number } | null;
   streamClosed(stream: ResponseStream): void;
@@ -18,9 +23,15 @@ export interface ResponseStreamHost {
 }
 
 /**
- * One SSE response: a Transform (through2) fed by each of its channel hubs,
- * whose output is written to `res`.
+ * One SSE response: a Transform (through2) fed with frames by each of its
+ * channel hubs, whose output is written to `res`.
  *
+ * - It knows where the client stands in each channel and sends each event
+ *   once: frames it has already sent (replayed, or overlapping the hub's
+ *   pending batch when it joined) are dropped, and a stream on several
+ *   channels gives each event an id naming its position in all of them.
+ * - A resuming client first gets what it missed from the store, page by
+ *   page at the pace of its socket, while live frames wait; then the live ones.
  * - The opening bytes are queued first, so the client sees the stream start.
  * - Unsent bytes (here and in `res`) are bounded by `maxBufferBytes`; a client
  *   that falls further behind is destroyed instead of growing the server's
@@ -32,7 +43,10 @@ export interface ResponseStreamHost {
 export class ResponseStream implements KeepAliveTarget {
   readonly res: EventSink;
   readonly hubs: readonly ChannelHub[];
+  readonly channels: readonly string[];
   activityTick = 0;
+  /** Sequence number of the last event the client has (or skipped past) in each channel. */
+  private readonly positions: number[];
   private readonly transform: Transform;
   private readonly host: ResponseStreamHost;
   private pending: Buffer[] = [];
@@ -40,20 +54,26 @@ export class ResponseStream implements KeepAliveTarget {
   private flushScheduled = false;
   private congested = false;
   private closed = false;
+  /** Live frames that arrive while a resuming client is replayed; null once live. */
+  private held: HubFrame[] | null = null;
+  private heldBytes = 0;
   private readonly onResClose: () => void;
   /** One listener for all of this response's hubs. */
-  private readonly onFrame: (frame: Buffer) => void;
+  private readonly onFrame: (frame: HubFrame) => void;
   private onResDrain: (() => void) | null = null;
+  private drainWaiter: (() => void) | null = null;
   /** Behind `compression`, data sits in zlib until flushed; decided once, not per write. */
   private readonly flushesResponse: boolean;
 
-  constructor(res: EventSink, hubs: readonly ChannelHub[], host: ResponseStreamHost) {
+  /** Subscribes at once; with `resume`, replays what the client missed before going live. */
+  constructor(res: EventSink, hubs: readonly ChannelHub[], host: ResponseStreamHost, resume: StreamPosition | null) {
     this.res = res;
     this.flushesResponse = typeof res.flush === 'function';
     this.hubs = hubs;
+    this.channels = hubs.map((hub) => hub.channel);
+    this.positions = hubs.map((hub) => hub.position);
     this.host = host;
 
-    const coalesce = hubs.length > 1;
     this.transform = transform(
       {
         writableObjectMode: true,
@@ -61,8 +81,9 @@ export class ResponseStream implements KeepAliveTarget {
         // Never let the Transform hold back the hub: the byte bound drops the client first.
         readableHighWaterMark: host.maxBufferBytes * 2 + KEEP_ALIVE.length,
       },
-      (frame: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void) => {
-        this.accept(frame, coalesce);
+      (chunk: HubFrame | Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void) => {
+        const bytes = chunk instanceof HubFrame ? this.encode(chunk) : chunk;
+        if (bytes !== null) this.accept(bytes);
         callback();
       },
     );
@@ -73,12 +94,20 @@ export class ResponseStream implements KeepAliveTarget {
     this.onResClose = () => this.close();
     res.on('close', this.onResClose);
 
-    this.transform.push(STREAM_OPEN);
     this.onFrame = (frame) => {
-      this.transform.write(frame);
+      if (this.held === null) this.transform.write(frame);
+      else this.hold(frame);
     };
+    if (resume === null) {
+      this.transform.push(Buffer.from(streamOpenText(formatEventId(this.channels, this.positions))));
+    } else {
+      // The client keeps the id it sent until the replay moves it on.
+      this.transform.push(Buffer.from(streamOpenText(null)));
+      this.held = [];
+    }
     for (const hub of hubs) hub.subscribe(this.onFrame);
     this.activityTick = host.keepAliveClock?.tick ?? 0;
+    if (resume !== null) void this.replay(resume);
   }
 
   /** Ends the response cleanly (graceful shutdown). */
@@ -93,14 +122,113 @@ export class ResponseStream implements KeepAliveTarget {
     if (!this.closed) this.transform.push(KEEP_ALIVE);
   }
 
-  private accept(frame: Buffer, coalesce: boolean): void {
+  /** The bytes this client gets for a frame: only events past its position, with this stream's ids. */
+  private encode(frame: HubFrame): Buffer | null {
+    const index = this.channels.length === 1 ? 0 : this.channels.indexOf(frame.channel);
+    const position = this.positions[index]!;
+    const { events } = frame;
+    if (frame.lastSeq <= position) return null;
+    let skip = 0;
+    while (events[skip]!.seq <= position) skip++;
+    // Events between the position and this frame were lost on the way (a shared store that could not refill): say so.
+    const reset =
+      events[skip]!.seq > position + 1 && this.held === null ? this.resetText([frame.channel], index, events[skip]!.seq - 1) : '';
+    if (this.channels.length === 1) {
+      this.positions[0] = frame.lastSeq;
+      if (skip === 0 && reset === '') return frame.wire;
+      return Buffer.from(reset + singleChannelText(frame.channel, events, skip));
+    }
+    let text = reset;
+    for (let i = skip; i < events.length; i++) {
+      const event = events[i]!;
+      this.positions[index] = event.seq;
+      text += `${event.body}id: ${formatEventId(this.channels, this.positions)}\n\n`;
+    }
+    return Buffer.from(text);
+  }
+
+  private resetText(channels: readonly string[], index: number, position: number): string {
+    this.positions[index] = position;
+    return streamResetText(channels, formatEventId(this.channels, this.positions));
+  }
+
+  /** Sends what a resuming client missed, channel by channel, then releases the live frames held meanwhile. */
+  private async replay(resume: StreamPosition): Promise<void> {
+    const { store } = this.host;
+    const reset: string[] = [];
+    try {
+      for (let index = 0; index < this.channels.length && !this.closed; index++) {
+        const channel = this.channels[index]!;
+        let after = resume.get(channel);
+        let page = after === undefined ? null : await store.readSince(channel, after, REPLAY_PAGE_EVENTS);
+        // No position for this channel, a position from the future, or one older than the history kept.
+        if (after === undefined || page === null || page.gap || after > page.head) {
+          reset.push(channel);
+          continue;
+        }
+        this.positions[index] = after;
+        while (page.events.length > 0 && !this.closed) {
+          this.transform.write(replayFrame(channel, page.events, this.channels.length === 1));
+          if (page.events.length < REPLAY_PAGE_EVENTS) break;
+          await this.drained();
+          after = this.positions[index]!;
+          page = await store.readSince(channel, after, REPLAY_PAGE_EVENTS);
+          if (page.gap) {
+            // Trimmed while this client was being replayed: it cannot catch up without a gap, so it starts over from here.
+            this.positions[index] = this.hubs[index]!.position;
+            reset.push(channel);
+            break;
+          }
+        }
+      }
+    } catch {
+      // The store went away mid-replay: the client reconnects and resumes from what it got.
+      this.destroy();
+      return;
+    }
+    if (this.closed) return;
+    if (reset.length > 0) {
+      // Those channels continue from where their hubs stood when this client joined.
+      this.transform.write(Buffer.from(streamResetText(reset, formatEventId(this.channels, this.positions))));
+    }
+    const held = this.held!;
+    this.held = null;
+    this.heldBytes = 0;
+    for (const frame of held) this.transform.write(frame);
+  }
+
+  private hold(frame: HubFrame): void {
+    this.held!.push(frame);
+    this.heldBytes += frame.wire.length;
+    if (this.heldBytes > this.host.maxBufferBytes) this.dropAsSlow();
+  }
+
+  /** Resolves once `res` has room again (or the stream closed). */
+  private drained(): Promise<void> {
+    if (!this.res.writableNeedDrain && this.transform.readableLength === 0) {
+      return new Promise((resolve) => setImmediate(resolve));
+    }
+    return new Promise((resolve) => {
+      this.drainWaiter = resolve;
+      this.res.once('drain', this.wakeDrainWaiter);
+    });
+  }
+
+  private readonly wakeDrainWaiter = (): void => {
+    const waiter = this.drainWaiter;
+    this.drainWaiter = null;
+    this.res.removeListener('drain', this.wakeDrainWaiter);
+    waiter?.();
+  };
+
+  private accept(frame: Buffer): void {
     if (this.closed) return;
     const unsent = this.transform.readableLength + this.res.writableLength + this.pendingBytes + frame.length;
     if (unsent > this.host.maxBufferBytes) {
       this.dropAsSlow();
       return;
     }
-    if (!coalesce) {
+    if (this.hubs.length === 1) {
       this.transform.push(frame);
       return;
     }
@@ -148,8 +276,12 @@ export class ResponseStream implements KeepAliveTarget {
 
   private dropAsSlow(): void {
     this.host.slowClientDropped(this);
+    this.destroy();
+  }
+
+  /** The client is not reading, or cannot be served: end() would wait forever for the buffer to drain. */
+  private destroy(): void {
     this.close();
-    // The client is not reading: end() would wait forever for the buffer to drain.
     this.res.destroy();
   }
 
@@ -159,9 +291,11 @@ export class ResponseStream implements KeepAliveTarget {
     this.clearCongestion();
     this.res.removeListener('close', this.onResClose);
     if (this.onResDrain !== null) this.res.removeListener('drain', this.onResDrain);
+    this.wakeDrainWaiter();
     for (const hub of this.hubs) hub.unsubscribe(this.onFrame);
     this.transform.destroy();
     this.pending = [];
+    this.held = null;
     this.host.streamClosed(this);
   }
 }
@@ -169,3 +303,11 @@ export class ResponseStream implements KeepAliveTarget {
 function flushResponsePending(stream: ResponseStream): void {
   stream.flushPending();
 }
+
+/** Stored events as a hub would have sent them; only single-channel streams send a frame's shared bytes. */
+function replayFrame(channel: string, events: readonly StoredEvent[], singleChannel: boolean): HubFrame {
+  const wire = singleChannel ? Buffer.from(singleChannelText(channel, events)) : EMPTY;
+  return new HubFrame(channel, events, wire);
+}
+
+const EMPTY = Buffer.alloc(0);

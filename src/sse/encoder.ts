@@ -2,15 +2,14 @@ import { InvalidEventError } from '../errors.js';
 import type { DataSerializer, ServerSentEvent } from './event.js';
 
 /**
- * An event already turned into its wire bytes. Encoding happens once per
- * publish; every subscriber and every proxy receives these same bytes.
+ * An event validated and turned into its SSE fields, once per publish. The
+ * body holds every field but `id:` (the channel's sequence, known once the
+ * store has taken the event) and the blank line that ends the event.
  */
 export class EncodedEvent {
-  readonly text: string;
-  readonly bytes: Buffer;
-  constructor(text: string) {
-    this.text = text;
-    this.bytes = Buffer.from(text, 'utf8');
+  readonly body: string;
+  constructor(body: string) {
+    this.body = body;
   }
 }
 
@@ -20,7 +19,7 @@ const LINE_BREAK = /\r\n|\r|\n/;
 
 export const jsonSerializer: DataSerializer = (data) => JSON.stringify(data);
 
-function checkField(name: 'event' | 'id', value: unknown): string | undefined {
+function checkField(name: 'event', value: unknown): string | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'string') {
     throw new InvalidEventError(`event.${name} must be a string, got ${describe(value)}`);
@@ -59,9 +58,13 @@ export function encodeEvent(event: unknown, serializeData: DataSerializer = json
   if (event === null || typeof event !== 'object' || Array.isArray(event)) {
     throw new InvalidEventError(`an event must be an object like { event, data }, got ${describe(event)}`);
   }
-  const { event: type, id, retry, data } = event as ServerSentEvent;
+  const { event: type, retry, data } = event as ServerSentEvent;
+  if ((event as { id?: unknown }).id !== undefined) {
+    throw new InvalidEventError(
+      'event.id cannot be set: each channel numbers its events so clients can resume; put your own identifier in data',
+    );
+  }
   const eventName = checkField('event', type);
-  const eventId = checkField('id', id);
   if (retry !== undefined && !(Number.isSafeInteger(retry) && retry >= 0)) {
     throw new InvalidEventError('event.retry must be a non-negative integer number of milliseconds');
   }
@@ -69,14 +72,13 @@ export function encodeEvent(event: unknown, serializeData: DataSerializer = json
 
   let text = '';
   if (eventName) text += `event: ${eventName}\n`;
-  if (eventId !== undefined) text += `id: ${eventId}\n`;
   if (retry !== undefined) text += `retry: ${retry}\n`;
   if (LINE_BREAK.test(payload)) {
     for (const line of payload.split(LINE_BREAK)) text += `data: ${line}\n`;
   } else {
     text += `data: ${payload}\n`;
   }
-  return new EncodedEvent(text + '\n');
+  return new EncodedEvent(text);
 }
 
 /** An SSE comment block; clients ignore it, proxies and sockets see traffic. */
@@ -87,6 +89,20 @@ export function encodeComment(comment: string): string {
   return comment === '' ? ':\n\n' : `: ${comment}\n\n`;
 }
 
-/** Bytes a stream starts with, direct or through a GRIP proxy: clients and proxies see the stream open at once. */
-export const STREAM_OPEN_TEXT = 'event: stream-open\ndata: \n\n';
+/**
+ * The event a stream starts with, direct or through a GRIP proxy: clients and
+ * proxies see the stream open at once, and its id gives the client a position
+ * to resume from even before the first event arrives.
+ */
+export function streamOpenText(id: string | null): string {
+  return id === null ? 'event: stream-open\ndata: \n\n' : `event: stream-open\ndata: \nid: ${id}\n\n`;
+}
+
+/**
+ * Sent instead of the events a resuming client missed when they are no
+ * longer kept: the client should reload its state for these channels.
+ */
+export function streamResetText(channels: readonly string[], id: string): string {
+  return `event: stream-reset\ndata: ${JSON.stringify({ channels })}\nid: ${id}\n\n`;
+}
 export const KEEP_ALIVE_TEXT = encodeComment('keep-alive');

@@ -4,8 +4,11 @@ export interface ServerSentEvent<TData = unknown> {
   event?: string;
   /** Payload. Serialized as JSON unless the EventStream was given another `serializeData`. */
   data: TData;
-  /** Sets the client's last event id. */
-  id?: string;
+  /**
+   * Not settable: every event gets its channel's next sequence number as its
+   * id, which is what clients resume from. Setting it is a TypeError.
+   */
+  id?: never;
   /** Reconnection delay the client should use, in milliseconds. */
   retry?: number;
 }

@@ -1,4 +1,6 @@
-import type { EventStreamCore } from '../core.js';
+import type { ChannelHub } from '../channel/hub.js';
+import { STORE_UNAVAILABLE, type EventStreamCore } from '../core.js';
+import { EventStoreError } from '../errors.js';
 import { EVENT_STREAM_HEADERS } from '../http/headers.js';
 import { BodySink } from './body-sink.js';
 
@@ -16,25 +18,40 @@ export async function serveWebRequest(
   request: Request,
   resolveChannels: () => unknown,
 ): Promise<Response> {
+  const url = new URL(request.url);
   const admission = await core.admit({
     accept: request.headers.get('accept'),
-    gripSig: request.headers.get('grip-sig') ?? undefined,
+    gripSig: request.headers.get('grip-sig'),
+    lastEventId: request.headers.get('last-event-id') ?? url.searchParams.get('lastEventId'),
+    gripLast: request.headers.get('grip-last'),
+    url: url.pathname + url.search,
     resolveChannels,
   });
   switch (admission.kind) {
     case 'refuse':
-      return new Response(`${admission.message}\n`, {
-        status: admission.status,
-        headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' },
-      });
+      return plainText(admission.status, admission.message);
     case 'hold': {
-      const { headers, body } = core.grip!.hold(admission.channels);
+      const { headers, body } = admission.response;
       return new Response(body, { status: 200, headers });
     }
     case 'stream': {
+      let hubs: ChannelHub[];
+      try {
+        hubs = await core.prepareStream(admission.channels);
+      } catch (error) {
+        if (error instanceof EventStoreError) return plainText(503, STORE_UNAVAILABLE);
+        throw error;
+      }
       const sink = new BodySink(BODY_HIGH_WATER_MARK, request.signal);
-      core.openStream(sink, admission.channels);
+      core.openStream(sink, hubs, admission.resume);
       return new Response(sink.body, { status: 200, headers: EVENT_STREAM_HEADERS });
     }
   }
+}
+
+function plainText(status: number, message: string): Response {
+  return new Response(`${message}\n`, {
+    status,
+    headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' },
+  });
 }
