@@ -10,6 +10,14 @@ export interface EventStreamOptions {
   grip?: GripOption | null;
   /** Prefix of every GRIP channel name. Default `'events-'`. */
   gripPrefix?: string;
+  /**
+   * GRIP reliable mode: published items carry `id`/`prev-id` and held streams
+   * a `Grip-Link`, so the proxy notices a lost publish and recovers it from
+   * the history. It needs ids every process agrees on: default `true` with a
+   * shared store (Redis), `false` otherwise, since separate memory stores in
+   * several processes number their events independently.
+   */
+  gripReliable?: boolean;
   /** Milliseconds a GRIP control-API call may take before it fails. Default 10000. */
   gripPublishTimeout?: number;
   /** Milliseconds without traffic before a keep-alive comment is sent. Default 15000; 0 disables. */
@@ -33,6 +41,7 @@ export interface EventStreamOptions {
 export interface ResolvedOptions {
   grip: GripOption | null;
   gripPrefix: string;
+  gripReliable: boolean;
   gripPublishTimeout: number;
   keepAliveInterval: number;
   maxBufferBytes: number;
@@ -60,17 +69,21 @@ export function resolveOptions(options: EventStreamOptions | null | undefined): 
     throw new InvalidOptionError(`options.gripPrefix ${JSON.stringify(gripPrefix)} may only contain channel-name characters`);
   }
   const serializeData = given.serializeData ?? jsonSerializer;
+  const store = checkStore(given.store);
+  const gripReliable = given.gripReliable ?? store?.shared === true;
+  if (typeof gripReliable !== 'boolean') throw new InvalidOptionError('options.gripReliable must be a boolean');
   if (typeof serializeData !== 'function') throw new InvalidOptionError('options.serializeData must be a function');
   return {
     grip: given.grip ?? null,
     gripPrefix,
+    gripReliable,
     gripPublishTimeout: integerOption(given, 'gripPublishTimeout', 10_000, 1),
     keepAliveInterval: integerOption(given, 'keepAliveInterval', 15_000, 0),
     maxBufferBytes: integerOption(given, 'maxBufferBytes', 1024 * 1024, 1024),
     maxChannelNameLength: integerOption(given, 'maxChannelNameLength', 128, 1),
     maxChannelsPerRequest: integerOption(given, 'maxChannelsPerRequest', 16, 1),
     serializeData,
-    store: checkStore(given.store),
+    store,
   };
 }
 

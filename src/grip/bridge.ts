@@ -7,6 +7,7 @@ import { isProxiedRequest } from './signature.js';
 
 export interface GripBridgeOptions {
   gripPrefix: string;
+  gripReliable: boolean;
   keepAliveInterval: number;
   gripPublishTimeout: number;
 }
@@ -50,14 +51,16 @@ export class GripBridge implements RemotePublisher {
 
   /**
    * Hold instructions for a proxied request on `channels`, whose body brings
-   * the client to `positions`; `link` is where the proxy fetches missed events.
+   * the client to `positions`; in reliable mode `link` is where the proxy
+   * fetches missed events.
    */
   hold(channels: readonly string[], positions: readonly number[], body: string, link: string): HoldResponse {
+    const reliable = this.options.gripReliable;
     return holdResponse({
       gripChannels: channels.map((channel) => this.gripChannel(channel)),
-      positions,
+      positions: reliable ? positions : null,
       body,
-      link,
+      link: reliable ? link : null,
       keepAliveMs: this.options.keepAliveInterval,
     });
   }
@@ -76,10 +79,12 @@ export class GripBridge implements RemotePublisher {
   private async send(channel: string, events: readonly StoredEvent[]): Promise<void> {
     const gripChannel = this.gripChannel(channel);
     const items = groupItems(channel, events);
-    const serialized = serializeItems(gripChannel, items);
+    const serialized = serializeItems(gripChannel, items, this.options.gripReliable);
     const { gripPublishTimeout } = this.options;
     const results = await Promise.allSettled(
-      this.proxies.map((proxy) => publishToProxy(proxy, gripChannel, items, serialized, gripPublishTimeout)),
+      this.proxies.map((proxy) =>
+        publishToProxy(proxy, gripChannel, items, serialized, gripPublishTimeout, this.options.gripReliable),
+      ),
     );
     for (const result of results) {
       if (result.status === 'rejected') throw result.reason;

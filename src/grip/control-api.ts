@@ -56,12 +56,12 @@ function itemOf(channel: string, events: readonly StoredEvent[], start: number, 
 }
 
 /** The items of one channel as control-API JSON, serialized once and shared by every proxy. */
-export function serializeItems(gripChannel: string, items: readonly ItemContent[]): string[] {
+export function serializeItems(gripChannel: string, items: readonly ItemContent[], reliable: boolean): string[] {
   const channel = JSON.stringify(gripChannel);
-  return items.map(
-    (item) =>
-      `{"channel":${channel},"id":"${item.id}","prev-id":"${item.prevId}","formats":{"http-stream":{"content":${JSON.stringify(item.content)}}}}`,
-  );
+  return items.map((item) => {
+    const ids = reliable ? `"id":"${item.id}","prev-id":"${item.prevId}",` : '';
+    return `{"channel":${channel},${ids}"formats":{"http-stream":{"content":${JSON.stringify(item.content)}}}}`;
+  });
 }
 
 /** Splits items into request bodies under the proxy's size and item caps, keeping their order. */
@@ -127,6 +127,7 @@ export async function publishToProxy(
   items: readonly ItemContent[],
   serialized: readonly string[],
   timeoutMs: number,
+  reliable: boolean,
 ): Promise<void> {
   if (proxy.publishUri !== null) {
     for (const body of packBodies(serialized)) await postBody(proxy, proxy.publishUri, body, timeoutMs);
@@ -137,7 +138,9 @@ export async function publishToProxy(
     try {
       await proxy.client.publish(
         gripChannel,
-        new Item(new HttpStreamFormat(item.content), String(item.id), String(item.prevId)),
+        reliable
+          ? new Item(new HttpStreamFormat(item.content), String(item.id), String(item.prevId))
+          : new Item(new HttpStreamFormat(item.content)),
       );
     } catch (cause) {
       const context = (cause as { context?: { statusCode?: number; httpBody?: unknown } })?.context;

@@ -7,11 +7,14 @@ function cstring(text: string): string {
 
 export interface HoldOptions {
   gripChannels: readonly string[];
-  /** Per channel, the sequence number the held stream has reached: the proxy expects the next item's prev-id to match. */
-  positions: readonly number[];
+  /**
+   * Reliable mode: per channel, the sequence number the held stream has
+   * reached; the proxy expects the next item's prev-id to match.
+   */
+  positions: readonly number[] | null;
   body: string;
-  /** URL (path and query) the proxy fetches with `Grip-Last` when it detects a gap. */
-  link: string;
+  /** Reliable mode: URL (path and query) the proxy fetches with `Grip-Last` when it detects a gap. */
+  link: string | null;
   keepAliveMs: number;
 }
 
@@ -31,10 +34,12 @@ export function holdResponse(options: HoldOptions): HoldResponse {
     'cache-control': 'no-cache, no-transform',
     'grip-hold': 'stream',
     // Names were checked against the allowlist, so none carries `,` or `;` into this header.
-    'grip-channel': gripChannels.map((channel, i) => `${channel}; prev-id=${positions[i]}`).join(', '),
-    'grip-link': `<${link.replace(/[<>"\s]/g, encodeURIComponent)}>; rel=next`,
+    'grip-channel': gripChannels
+      .map((channel, i) => (positions === null ? channel : `${channel}; prev-id=${positions[i]}`))
+      .join(', '),
     'content-length': String(Buffer.byteLength(body)),
   };
+  if (link !== null) headers['grip-link'] = `<${link.replace(/[<>"\s]/g, encodeURIComponent)}>; rel=next`;
   if (keepAliveMs > 0) {
     const seconds = Math.max(1, Math.round(keepAliveMs / 1000));
     headers['grip-keep-alive'] = `${cstring(KEEP_ALIVE_TEXT)}; format=cstring; timeout=${seconds}`;
