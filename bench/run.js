@@ -8,6 +8,7 @@ import os from 'node:os';
 const benchmarks = [
   './fanout.js',
   './grip.js',
+  './replay.js',
 ];
 
 const sections = [];

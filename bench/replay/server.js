@@ -1,0 +1,99 @@
+// Server child of the replay benchmark: an EventStream with a
+// MemoryEventStore serving GET /events/<channel> on 127.0.0.1:<free port>
+// (`eventStream.run(req, res, channel)`, so `Last-Event-ID` and
+// `?lastEventId=` resume), driven over IPC by bench/replay.js.
+// Usage (forked): node --expose-gc bench/replay/server.js
+import http from 'node:http';
+import { Readable } from 'node:stream';
+import { clockPair, serve, wallNow } from '../fanout/ipc.js';
+
+const { EventStream, MemoryEventStore } = await import('../../dist/index.js');
+
+/** The current EventStream; each measurement gets a fresh one (and a fresh store). */
+let es = null;
+let store = null;
+let cpuMark = null;
+
+const server = http.createServer((req, res) => {
+  const match = /^\/events\/([A-Za-z0-9_-]+)(?:\?.*)?$/.exec(req.url ?? '');
+  if (es === null || match === null) {
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('no such stream\n');
+    return;
+  }
+  es.run(req, res, match[1]).catch((error) => {
+    console.error('replay server: run() failed', error);
+    res.destroy();
+  });
+});
+
+/** Events whose JSON data is exactly `bytes` long: {"i":N,"p":"xxx..."}. */
+function buildEvents(count, bytes) {
+  const events = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const bare = JSON.stringify({ i, p: '' }).length;
+    events[i] = { data: { i, p: 'x'.repeat(Math.max(0, bytes - bare)) } };
+  }
+  return events;
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+serve({
+  async start() {
+    await new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', resolve);
+    });
+    return { port: server.address().port, pid: process.pid };
+  },
+
+  /** A fresh EventStream and MemoryEventStore; the previous ones are closed. */
+  async reset({ storeEvents }) {
+    if (es !== null) await es.close();
+    store = new MemoryEventStore({ maxEvents: storeEvents });
+    es = new EventStream({ store });
+    return null;
+  },
+
+  streams: () => es.stats().streams,
+
+  head: ({ channel }) => store.head(channel),
+
+  /**
+   * Builds `count` events (untimed), then pipes them into the channel:
+   * `Readable.from(events).pipe(eventStream.createChannelWritable(channel))`.
+   * Resolves when the writable has finished, with the wall time the pipe
+   * started (the timed part's start) and finished.
+   */
+  async publish({ channel, count, bytes }) {
+    const events = buildEvents(count, bytes);
+    const writable = es.createChannelWritable(channel);
+    const finished = new Promise((resolve, reject) => {
+      writable.once('finish', resolve);
+      writable.once('error', reject);
+    });
+    const startedAt = wallNow();
+    Readable.from(events).pipe(writable);
+    await finished;
+    return { startedAt, finishedAt: wallNow() };
+  },
+
+  async gc() {
+    for (let i = 0; i < 3; i++) {
+      globalThis.gc?.();
+      await tick();
+    }
+  },
+
+  cpuStart() {
+    cpuMark = process.cpuUsage();
+  },
+
+  cpuEnd() {
+    const { user, system } = process.cpuUsage(cpuMark);
+    return { user, system };
+  },
+
+  clock: () => clockPair(),
+});
+
