@@ -376,7 +376,8 @@ function render(cfg, rounds, notes) {
     out.push('');
     out.push(
       `**Warning: during some measurements other processes or the hypervisor took more than ${NOISY_PCT}% of a core ` +
-        '(see the rounds below); times are skewed, rerun on a quiet machine.**',
+        '(see the rounds below); times are skewed, rerun on a quiet machine.** (These shares are counted in 10 ms ticks, so over a ' +
+        'measurement of about 100 ms one tick is about 10%: a single warning can be a rounding artefact.)',
     );
   }
   out.push('');
