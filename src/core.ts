@@ -52,6 +52,7 @@ export class EventStreamCore implements ResponseStreamHost {
   readonly grip: GripBridge | null;
   readonly keepAliveClock: KeepAliveClock | null;
   readonly maxBufferBytes: number;
+  readonly clientRetry: number | null;
   readonly store: EventStore;
   /** A store this instance made (the default) is closed with it; a store passed in belongs to the caller. */
   private readonly ownsStore: boolean;
@@ -64,6 +65,7 @@ export class EventStreamCore implements ResponseStreamHost {
   constructor(options: EventStreamOptions | null | undefined) {
     this.options = resolveOptions(options);
     this.maxBufferBytes = this.options.maxBufferBytes;
+    this.clientRetry = this.options.clientRetry;
     this.ownsStore = this.options.store === null;
     this.store = this.options.store ?? new MemoryEventStore();
     this.hubs = new HubRegistry(this.store);
@@ -105,7 +107,7 @@ export class EventStreamCore implements ResponseStreamHost {
     const recovering = gripLast !== undefined;
     const position = recovering ? parseGripLast(gripLast, grip.gripPrefix) : resume;
     try {
-      const start = await startHeldStream(this.store, channels, position, recovering, this.maxBufferBytes);
+      const start = await startHeldStream(this.store, channels, position, recovering, this.maxBufferBytes, this.clientRetry);
       return grip.hold(channels, start.positions, start.body, url);
     } catch (error) {
       throw asStoreError(error);

@@ -22,6 +22,11 @@ export interface EventStreamOptions {
   gripPublishTimeout?: number;
   /** Milliseconds without traffic before a keep-alive comment is sent. Default 15000; 0 disables. */
   keepAliveInterval?: number;
+  /**
+   * Milliseconds a client should wait before reconnecting, sent as `retry:`
+   * in the opening event. Default: not sent (browsers wait about 3 s).
+   */
+  clientRetry?: number;
   /** Unsent bytes a client may fall behind by before it is disconnected. Default 1 MiB. */
   maxBufferBytes?: number;
   /** Longest channel name accepted. Default 128. */
@@ -44,6 +49,7 @@ export interface ResolvedOptions {
   gripReliable: boolean;
   gripPublishTimeout: number;
   keepAliveInterval: number;
+  clientRetry: number | null;
   maxBufferBytes: number;
   maxChannelNameLength: number;
   maxChannelsPerRequest: number;
@@ -79,6 +85,7 @@ export function resolveOptions(options: EventStreamOptions | null | undefined): 
     gripReliable,
     gripPublishTimeout: integerOption(given, 'gripPublishTimeout', 10_000, 1),
     keepAliveInterval: integerOption(given, 'keepAliveInterval', 15_000, 0),
+    clientRetry: given.clientRetry === undefined ? null : integerOption(given, 'clientRetry', 0, 0),
     maxBufferBytes: integerOption(given, 'maxBufferBytes', 1024 * 1024, 1024),
     maxChannelNameLength: integerOption(given, 'maxChannelNameLength', 128, 1),
     maxChannelsPerRequest: integerOption(given, 'maxChannelsPerRequest', 16, 1),

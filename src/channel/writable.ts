@@ -42,7 +42,9 @@ export class ChannelWritable extends Writable {
   private onRelease: (() => void) | null;
 
   constructor(options: ChannelWritableOptions) {
-    super({ objectMode: true, highWaterMark: options.highWaterMark ?? 64 });
+    // Behind a round trip (proxy, shared store) each batch costs one: let more queue per batch.
+    const remoteBatches = options.remote !== null || options.hub === null;
+    super({ objectMode: true, highWaterMark: options.highWaterMark ?? (remoteBatches ? 1024 : 64) });
     this.channel = options.channel;
     this.options = options;
     this.onRelease = options.onRelease;

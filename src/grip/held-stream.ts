@@ -27,13 +27,14 @@ export async function startHeldStream(
   resume: StreamPosition | null,
   recovering: boolean,
   maxBytes: number,
+  clientRetry: number | null,
 ): Promise<HeldStreamStart> {
   const positions: number[] = [];
   if (resume === null) {
     for (const channel of channels) positions.push(await store.head(channel));
-    return { body: streamOpenText(formatEventId(channels, positions)), positions };
+    return { body: streamOpenText(formatEventId(channels, positions), clientRetry), positions };
   }
-  let body = recovering ? '' : streamOpenText(null);
+  let body = recovering ? '' : streamOpenText(null, clientRetry);
   const reset: string[] = [];
   for (const channel of channels) {
     let after = resume.get(channel);

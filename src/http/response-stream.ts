@@ -3,7 +3,7 @@ import type { Transform } from 'readable-stream';
 import { HubFrame, singleChannelText } from '../channel/frame.js';
 import type { ChannelHub } from '../channel/hub.js';
 import { formatEventId, type StreamPosition } from '../history/event-id.js';
-import type { EventStore, StoredEvent } from '../history/store.js';
+import type { EventStore, HistoryPage, StoredEvent } from '../history/store.js';
 import { KEEP_ALIVE_TEXT, streamOpenText, streamResetText } from '../sse/encoder.js';
 import type { KeepAliveTarget } from './keep-alive.js';
 import type { EventSink } from './types.js';
@@ -16,6 +16,8 @@ const REPLAY_PAGE_EVENTS = 500;
 export interface ResponseStreamHost {
   readonly maxBufferBytes: number;
   readonly store: EventStore;
+  /** Reconnection delay sent to clients in the opening event, or null to leave it to the client. */
+  readonly clientRetry: number | null;
   /** Current keep-alive tick, or null when keep-alives are off. */
   readonly keepAliveClock: { readonly tick: number } | null;
   streamClosed(stream: ResponseStream): void;
@@ -99,10 +101,10 @@ export class ResponseStream implements KeepAliveTarget {
       else this.hold(frame);
     };
     if (resume === null) {
-      this.transform.push(Buffer.from(streamOpenText(formatEventId(this.channels, this.positions))));
+      this.transform.push(Buffer.from(streamOpenText(formatEventId(this.channels, this.positions), host.clientRetry)));
     } else {
       // The client keeps the id it sent until the replay moves it on.
-      this.transform.push(Buffer.from(streamOpenText(null)));
+      this.transform.push(Buffer.from(streamOpenText(null, host.clientRetry)));
       this.held = [];
     }
     for (const hub of hubs) hub.subscribe(this.onFrame);
@@ -152,49 +154,74 @@ export class ResponseStream implements KeepAliveTarget {
     return streamResetText(channels, formatEventId(this.channels, this.positions));
   }
 
-  /** Sends what a resuming client missed, channel by channel, then releases the live frames held meanwhile. */
+  /**
+   * Sends what a resuming client missed, then releases the live frames held
+   * meanwhile. Every channel's starting point is settled before anything is
+   * written, and resets go first, so each id the client sees on the way names
+   * where it really stands in all of its channels.
+   */
   private async replay(resume: StreamPosition): Promise<void> {
     const { store } = this.host;
-    const reset: string[] = [];
+    const replays: Array<{ index: number; page: HistoryPage }> = [];
     try {
-      for (let index = 0; index < this.channels.length && !this.closed; index++) {
+      const reset: string[] = [];
+      for (let index = 0; index < this.channels.length; index++) {
         const channel = this.channels[index]!;
-        let after = resume.get(channel);
-        let page = after === undefined ? null : await store.readSince(channel, after, REPLAY_PAGE_EVENTS);
-        // No position for this channel, a position from the future, or one older than the history kept.
+        const after = resume.get(channel);
+        const page = after === undefined ? null : await store.readSince(channel, after, REPLAY_PAGE_EVENTS);
+        // No position for this channel, a position from the future, or one older than the history kept:
+        // it continues from where its hub stood when this client joined.
         if (after === undefined || page === null || page.gap || after > page.head) {
           reset.push(channel);
-          continue;
-        }
-        this.positions[index] = after;
-        while (page.events.length > 0 && !this.closed) {
-          this.transform.write(replayFrame(channel, page.events, this.channels.length === 1));
-          if (page.events.length < REPLAY_PAGE_EVENTS) break;
-          await this.drained();
-          after = this.positions[index]!;
-          page = await store.readSince(channel, after, REPLAY_PAGE_EVENTS);
-          if (page.gap) {
-            // Trimmed while this client was being replayed: it cannot catch up without a gap, so it starts over from here.
-            this.positions[index] = this.hubs[index]!.position;
-            reset.push(channel);
-            break;
-          }
+        } else {
+          this.positions[index] = after;
+          replays.push({ index, page });
         }
       }
+      if (this.closed) return;
+      if (reset.length > 0) {
+        this.transform.write(Buffer.from(streamResetText(reset, formatEventId(this.channels, this.positions))));
+      }
+      for (const { index, page } of replays) await this.replayChannel(index, page);
     } catch {
       // The store went away mid-replay: the client reconnects and resumes from what it got.
       this.destroy();
       return;
     }
     if (this.closed) return;
-    if (reset.length > 0) {
-      // Those channels continue from where their hubs stood when this client joined.
-      this.transform.write(Buffer.from(streamResetText(reset, formatEventId(this.channels, this.positions))));
-    }
     const held = this.held!;
     this.held = null;
     this.heldBytes = 0;
     for (const frame of held) this.transform.write(frame);
+  }
+
+  /** Writes one channel's missed events in slices the socket can take, reading the store page by page. */
+  private async replayChannel(index: number, firstPage: HistoryPage): Promise<void> {
+    const channel = this.channels[index]!;
+    const sliceBytes = Math.max(4096, this.host.maxBufferBytes >> 2);
+    let page = firstPage;
+    while (page.events.length > 0 && !this.closed) {
+      const { events } = page;
+      let start = 0;
+      let bytes = 0;
+      for (let i = 0; i < events.length && !this.closed; i++) {
+        bytes += events[i]!.body.length + channel.length + 24;
+        if (bytes >= sliceBytes || i === events.length - 1) {
+          this.transform.write(replayFrame(channel, events.slice(start, i + 1), this.channels.length === 1));
+          start = i + 1;
+          bytes = 0;
+          await this.drained();
+        }
+      }
+      if (events.length < REPLAY_PAGE_EVENTS || this.closed) return;
+      page = await this.host.store.readSince(channel, this.positions[index]!, REPLAY_PAGE_EVENTS);
+      if (page.gap) {
+        // Trimmed while this client was being replayed: it cannot catch up without a gap, so it starts over here.
+        this.positions[index] = this.hubs[index]!.position;
+        this.transform.write(Buffer.from(streamResetText([channel], formatEventId(this.channels, this.positions))));
+        return;
+      }
+    }
   }
 
   private hold(frame: HubFrame): void {

@@ -94,8 +94,11 @@ export function encodeComment(comment: string): string {
  * proxies see the stream open at once, and its id gives the client a position
  * to resume from even before the first event arrives.
  */
-export function streamOpenText(id: string | null): string {
-  return id === null ? 'event: stream-open\ndata: \n\n' : `event: stream-open\ndata: \nid: ${id}\n\n`;
+export function streamOpenText(id: string | null, retry: number | null): string {
+  let text = 'event: stream-open\ndata: \n';
+  if (id !== null) text += `id: ${id}\n`;
+  if (retry !== null) text += `retry: ${retry}\n`;
+  return `${text}\n`;
 }
 
 /**
