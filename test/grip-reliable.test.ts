@@ -1,0 +1,136 @@
+// GRIP reliable streaming and resuming behind a real Pushpin.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { test, type TestContext } from 'node:test';
+import express from 'express';
+import { EventStream, type EventStreamOptions } from '../src/index.js';
+import { requirePushpin, startPushpin, type RunningPushpin } from './helpers/pushpin.js';
+import { listen, type RunningServer } from './helpers/server.js';
+import { openRaw, RecordingEventSource, until } from './helpers/sse-client.js';
+
+function cleanups(t: TestContext): (fn: () => unknown) => void {
+  const stack: Array<() => unknown> = [];
+  t.after(async () => {
+    for (const fn of stack.reverse()) await fn();
+  });
+  return (fn) => void stack.push(fn);
+}
+
+interface Origin {
+  server: RunningServer;
+  /** `Grip-Last` headers Pushpin sent when it followed the Grip-Link to recover a gap. */
+  recoveries: string[];
+}
+
+/** The app server: `/events/:id` from `eventStream`, recording Pushpin's recovery requests. */
+async function origin(eventStream: () => EventStream): Promise<Origin> {
+  const recoveries: string[] = [];
+  const app = express();
+  app.get('/events/:id', (req, res, next) => {
+    const gripLast = req.headers['grip-last'];
+    if (typeof gripLast === 'string') recoveries.push(gripLast);
+    void eventStream()('{id}')(req, res, next);
+  });
+  return { server: await listen(app), recoveries };
+}
+
+/**
+ * A real HTTP forwarder in front of Pushpin's control API that loses the
+ * publish requests `lose` picks: it answers them 200 as Pushpin would, and
+ * never forwards them.
+ */
+async function lossyControl(pushpin: RunningPushpin, lose: (index: number) => boolean): Promise<{ server: RunningServer; state: { lost: number } }> {
+  let index = 0;
+  const state = { lost: 0 };
+  const server = await listen((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      if (req.url?.startsWith('/publish') && lose(index++)) {
+        state.lost++;
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('Published\n');
+        return;
+      }
+      const upstream = http.request(
+        `${pushpin.controlUri}${req.url}`,
+        { method: req.method, headers: { 'content-type': 'application/json', 'content-length': String(body.length) } },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      upstream.on('error', (error) => res.writeHead(502).end(String(error)));
+      upstream.end(body);
+    });
+  });
+  return { server, state };
+}
+
+const indexOf = (data: string): number => (JSON.parse(data) as { i: number }).i;
+const range = (count: number) => Array.from({ length: count }, (_, i) => i);
+
+test('reliable mode: a publish lost on the way to Pushpin is recovered through Grip-Link; the client gets every event once, in order', { timeout: 60_000 }, async (t) => {
+  if (!requirePushpin(t)) return;
+  const defer = cleanups(t);
+  let eventStream: EventStream | null = null;
+  const app = await origin(() => eventStream!);
+  defer(() => app.server.close());
+  const pushpin = await startPushpin({ routes: app.server.port });
+  defer(() => pushpin.stop());
+  // The 4th and the 9th publish requests never reach Pushpin.
+  const control = await lossyControl(pushpin, (index) => index === 3 || index === 8);
+  defer(() => control.server.close());
+  const options: EventStreamOptions = { grip: { control_uri: control.server.url, verify_key: pushpin.sigKey }, gripReliable: true };
+  eventStream = new EventStream(options);
+  defer(() => eventStream!.close());
+
+  const client = new RecordingEventSource(`${pushpin.proxyUrl}/events/sure`);
+  defer(() => client.close());
+  await client.opened;
+  const total = 12;
+  // One request per event, so a lost request is a lost event.
+  for (let i = 0; i < total; i++) {
+    await eventStream.publishEvent('sure', { data: { i } });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+  }
+  await client.waitFor(total, 'message', 20_000);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(control.state.lost, 2);
+  assert.deepEqual(client.events.map((event) => indexOf(event.data)), range(total));
+  const first = Number(client.events[0]!.lastEventId.split(':')[1]);
+  assert.deepEqual(client.events.map((event) => event.lastEventId), range(total).map((i) => `sure:${first + i}`));
+  // Pushpin noticed the gaps and asked the origin for what it missed (one recovery may cover both).
+  assert.ok(app.recoveries.length >= 1, `${app.recoveries.length} recoveries`);
+  for (const gripLast of app.recoveries) assert.match(gripLast, /^events-sure; last-id=\d+$/);
+});
+
+test('behind Pushpin a client that reconnects with Last-Event-ID first gets what it missed from the history', { timeout: 60_000 }, async (t) => {
+  if (!requirePushpin(t)) return;
+  const defer = cleanups(t);
+  let eventStream: EventStream | null = null;
+  const app = await origin(() => eventStream!);
+  defer(() => app.server.close());
+  const pushpin = await startPushpin({ routes: app.server.port });
+  defer(() => pushpin.stop());
+  eventStream = new EventStream({ grip: { control_uri: pushpin.controlUri, verify_key: pushpin.sigKey } });
+  defer(() => eventStream!.close());
+
+  const first = new RecordingEventSource(`${pushpin.proxyUrl}/events/back`);
+  await first.opened;
+  await eventStream.publishEvent('back', { data: { i: 0 } });
+  await first.waitFor(1);
+  const lastId = first.events[0]!.lastEventId;
+  first.close();
+
+  for (let i = 1; i <= 100; i++) await eventStream.publishEvent('back', { data: { i } });
+  const resumed = await openRaw(`${pushpin.proxyUrl}/events/back`, { accept: 'text/event-stream', 'last-event-id': lastId });
+  defer(() => resumed.close());
+  const dataOf = () => [...resumed.text().matchAll(/^data: (\{.*\})$/gm)].map((match) => indexOf(match[1]!));
+  await until(() => dataOf().length === 100, 10_000, 'the 100 missed events');
+  await eventStream.publishEvent('back', { data: { i: 101 } });
+  await until(() => dataOf().length === 101, 10_000, 'a live event after the replay');
+  assert.deepEqual(dataOf(), range(102).slice(1));
+  // Nothing before the position it resumed from.
+  assert.ok(!resumed.text().includes('"i":0}'));
+});
