@@ -262,3 +262,17 @@ test('the memory store forgets one-off channels once their history has expired',
     await eventStream.close();
   }
 });
+
+test('the memory store keeps at most maxChannels channels, dropping the least recently used', async () => {
+  const store = new MemoryEventStore({ maxChannels: 10 });
+  for (let i = 0; i < 20; i++) store.append(`c${i}`, ['data: 1\n']);
+  // c10 is used again, so c11 is now the oldest.
+  store.append('c10', ['data: 2\n']);
+  store.append('new', ['data: 3\n']);
+  assert.equal(store.channelCount, 10);
+  assert.equal(store.readSince('c10', 0, 10).events.length, 2);
+  // c11's history is gone: a position in it is now a gap.
+  const page = store.readSince('c11', 5, 10);
+  assert.equal(page.events.length, 0);
+  assert.equal(page.gap, true);
+});

@@ -6,6 +6,8 @@ export interface MemoryEventStoreOptions {
   maxEvents?: number;
   /** Milliseconds an event is kept. Default 300000 (5 minutes). */
   maxAge?: number;
+  /** Channels kept; past it the least recently used channel's history is dropped. Default 100000. */
+  maxChannels?: number;
 }
 
 interface TimedEvent extends StoredEvent {
@@ -52,6 +54,8 @@ export class MemoryEventStore implements EventStore {
   readonly shared = false;
   readonly maxEvents: number;
   readonly maxAge: number;
+  readonly maxChannels: number;
+  /** In order of last use (a used channel moves to the end), so the first is the one to evict. */
   private readonly channels = new Map<string, ChannelHistory>();
   private appendsSinceSweep = 0;
   private lastSweep = Date.now();
@@ -59,11 +63,15 @@ export class MemoryEventStore implements EventStore {
   constructor(options: MemoryEventStoreOptions = {}) {
     this.maxEvents = positiveInteger(options.maxEvents, 1000, 'maxEvents', 0);
     this.maxAge = positiveInteger(options.maxAge, 300_000, 'maxAge', 1);
+    this.maxChannels = positiveInteger(options.maxChannels, 100_000, 'maxChannels', 1);
   }
 
   append(channel: string, bodies: readonly string[]): number {
     const now = Date.now();
     const history = this.record(channel, now);
+    // Most recently used last: delete and re-insert moves it there in O(1).
+    this.channels.delete(channel);
+    this.channels.set(channel, history);
     const first = history.next;
     if (this.maxEvents > 0) {
       for (let i = 0; i < bodies.length; i++) history.events.push({ seq: first + i, body: bodies[i]!, time: now });
@@ -106,6 +114,10 @@ export class MemoryEventStore implements EventStore {
       history = new ChannelHistory(firstSequence(now));
       history.lastActive = now;
       this.channels.set(channel, history);
+      if (this.channels.size > this.maxChannels) {
+        // Bounded memory whatever channel names clients ask for; the evicted channel's clients get a stream-reset.
+        this.channels.delete(this.channels.keys().next().value!);
+      }
     }
     return history;
   }
