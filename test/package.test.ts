@@ -200,6 +200,10 @@ import {
   GripConfigError,
   GripPublishError,
   EventStreamClosedError,
+  EventStoreError,
+  MemoryEventStore,
+  RedisEventStore,
+  type EventStore,
   type EventStreamHandler,
   type EventStreamOptions,
   type EventStreamStats,
@@ -230,7 +234,12 @@ http.createServer((req, res) => {
   void single(req, res, (error?: unknown) => console.error(error));
 });
 
-const event: ServerSentEvent = { event: 'message', data: { name: 'John' }, id: '1', retry: 1000 };
+const event: ServerSentEvent = { event: 'message', data: { name: 'John' }, retry: 1000 };
+
+// History stores: the Redis one type-checks without ioredis installed (it is an optional peer).
+const store: EventStore = new MemoryEventStore({ maxEvents: 500, maxAge: 60_000 });
+export const resumable = new EventStream({ store, clientRetry: 1000 });
+export const acrossProcesses = new EventStream({ store: new RedisEventStore({ url: 'redis://127.0.0.1:6379' }), gripReliable: true });
 export async function publish(): Promise<EventStreamStats> {
   await eventStream.publishEvent('test', event);
   await eventStream.publishEvent('test', { data: 'only data' });
@@ -255,7 +264,7 @@ export async function publish(): Promise<EventStreamStats> {
       console.log(error.proxy, error.status, error.body);
     } else if (error instanceof HttpRequestError) {
       console.log(error.status);
-    } else if (error instanceof GripConfigError || error instanceof EventStreamClosedError) {
+    } else if (error instanceof GripConfigError || error instanceof EventStreamClosedError || error instanceof EventStoreError) {
       console.log(error.code);
     }
   }
