@@ -9,19 +9,35 @@
  *   child  -> { type: 'done', id, requests, streams, error? } after each command
  * `requests` counts the event-stream requests this process has answered,
  * `streams` the ones it serves directly. After 'close' it shuts down and exits.
+ *
+ * The 'configure' options may carry `redisStore` (plain JSON options of a
+ * RedisEventStore): the process then builds its EventStream on
+ * `store: new RedisEventStore(redisStore)`, shared with other processes on the
+ * same Redis and key prefix, and closes that store when it shuts down.
  */
 import express from 'express';
-import { EventStream, type EventStreamOptions, type ServerSentEvent } from '../../src/index.js';
+import {
+  EventStream,
+  RedisEventStore,
+  type EventStreamOptions,
+  type RedisEventStoreOptions,
+  type ServerSentEvent,
+} from '../../src/index.js';
 import { listen } from './server.js';
 
+/** What 'configure' carries: EventStream options (JSON), plus a RedisEventStore to build from its options. */
+export type AppProcessOptions = Omit<EventStreamOptions, 'store'> & { redisStore?: RedisEventStoreOptions };
+
 type Command =
-  | { type: 'configure'; id: number; options: EventStreamOptions }
+  | { type: 'configure'; id: number; options: AppProcessOptions }
   | { type: 'publish'; id: number; channel: string; event: ServerSentEvent }
   | { type: 'stats'; id: number }
   | { type: 'close'; id: number };
 
 const pathPrefix = process.argv[2] ?? '/';
 let eventStream: EventStream | null = null;
+/** Stores this process built from `redisStore`; closed on shutdown, since EventStream leaves a store it was given open. */
+const stores: RedisEventStore[] = [];
 let requests = 0;
 
 const app = express();
@@ -45,14 +61,23 @@ function reply(message: object): void {
 
 async function shutDown(): Promise<void> {
   await eventStream?.close();
+  await Promise.all(stores.map((store) => store.close()));
   await server.close();
 }
 
 async function run(command: Command): Promise<void> {
   switch (command.type) {
-    case 'configure':
-      eventStream = new EventStream(command.options);
+    case 'configure': {
+      const { redisStore, ...options } = command.options;
+      if (redisStore === undefined) {
+        eventStream = new EventStream(options);
+      } else {
+        const store = new RedisEventStore(redisStore);
+        stores.push(store);
+        eventStream = new EventStream({ ...options, store });
+      }
       return;
+    }
     case 'publish':
       if (eventStream === null) throw new Error('publish before configure');
       return eventStream.publishEvent(command.channel, command.event);
