@@ -15,7 +15,7 @@ import { checkRequestChannels } from './http/request-channels.js';
 import { ResponseStream, type ResponseStreamHost } from './http/response-stream.js';
 import type { EventSink } from './http/types.js';
 import { resolveOptions, type EventStreamOptions, type ResolvedOptions } from './options.js';
-import { encodeEvent } from './sse/encoder.js';
+import { encodeEvent, retryLaterText } from './sse/encoder.js';
 import type { ServerSentEvent } from './sse/event.js';
 import type { EventStreamStats } from './stats.js';
 
@@ -23,6 +23,8 @@ import type { EventStreamStats } from './stats.js';
 export type Admission =
   | { readonly kind: 'refuse'; readonly status: number; readonly message: string }
   | { readonly kind: 'hold'; readonly response: HoldResponse }
+  /** The store is out of reach: a 200 event stream that only tells the client when to reconnect. */
+  | { readonly kind: 'retry-later'; readonly body: string }
   | { readonly kind: 'stream'; readonly channels: string[]; readonly resume: StreamPosition | null };
 
 type HeaderValue = string | string[] | undefined | null;
@@ -40,7 +42,8 @@ export interface RequestFacts {
   resolveChannels: () => unknown;
 }
 
-export const STORE_UNAVAILABLE = 'Service Unavailable: the event history cannot be reached; retry shortly.';
+/** Reconnection delay a client is told while the store is out of reach, unless `clientRetry` says otherwise. */
+const RETRY_LATER_MS = 2000;
 
 /**
  * The state and behaviour behind one EventStream: hubs, streams, writers and
@@ -91,7 +94,7 @@ export class EventStreamCore implements ResponseStreamHost {
       return { kind: 'stream', channels, resume };
     } catch (error) {
       if (error instanceof HttpRequestError) return { kind: 'refuse', status: error.status, message: error.message };
-      if (error instanceof EventStoreError) return { kind: 'refuse', status: 503, message: STORE_UNAVAILABLE };
+      if (error instanceof EventStoreError) return { kind: 'retry-later', body: this.retryLaterBody };
       throw error;
     }
   }
@@ -199,6 +202,10 @@ export class EventStreamCore implements ResponseStreamHost {
         else resolve();
       });
     });
+  }
+
+  get retryLaterBody(): string {
+    return retryLaterText(this.clientRetry ?? RETRY_LATER_MS);
   }
 
   stats(): EventStreamStats {

@@ -1,6 +1,6 @@
 import { Http2ServerResponse } from 'node:http2';
 import type { ChannelHub } from '../channel/hub.js';
-import { STORE_UNAVAILABLE, type EventStreamCore } from '../core.js';
+import type { EventStreamCore } from '../core.js';
 import { EventStoreError } from '../errors.js';
 import { EVENT_STREAM_HEADERS } from './headers.js';
 import { respondPlainText } from './respond.js';
@@ -9,7 +9,8 @@ import type { EventSink, SseRequest, SseResponse } from './types.js';
 /**
  * Serves one Node request (HTTP/1 or the HTTP/2 compatibility API): refuses
  * it with a plain-text 4xx/503, answers with GRIP hold instructions, or opens
- * a direct stream. Resolves once one of those is done.
+ * a direct stream (or, while the event store is out of reach, ends one at
+ * once, telling the client when to reconnect). Resolves once one of those is done.
  */
 export async function serveNodeRequest(
   core: EventStreamCore,
@@ -38,13 +39,16 @@ export async function serveNodeRequest(
       res.end(body);
       return;
     }
+    case 'retry-later':
+      retryLater(res, admission.body);
+      return;
     case 'stream': {
       let hubs: ChannelHub[];
       try {
         hubs = await core.prepareStream(admission.channels);
       } catch (error) {
         if (!(error instanceof EventStoreError)) throw error;
-        respondPlainText(res, 503, STORE_UNAVAILABLE);
+        retryLater(res, core.retryLaterBody);
         return;
       }
       if (clientGone(res)) {
@@ -57,6 +61,11 @@ export async function serveNodeRequest(
       core.openStream(res as unknown as EventSink, hubs, admission.resume);
     }
   }
+}
+
+function retryLater(res: SseResponse, body: string): void {
+  res.writeHead(200, EVENT_STREAM_HEADERS);
+  res.end(body);
 }
 
 /** Express strips a router's mount path from `req.url`; the proxy must fetch the full path again. */

@@ -102,6 +102,15 @@ export function streamOpenText(id: string | null, retry: number | null): string 
 }
 
 /**
+ * The whole body of a stream answered while the event history is out of
+ * reach. An EventSource gives up for good on an error status, but reconnects
+ * after a stream that ends: so the answer is a 200 that says when to retry.
+ */
+export function retryLaterText(retry: number): string {
+  return `retry: ${retry}\n: the event history is unavailable; reconnect later\n\n`;
+}
+
+/**
  * Sent instead of the events a resuming client missed when they are no
  * longer kept: the client should reload its state for these channels.
  */

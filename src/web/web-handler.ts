@@ -1,5 +1,5 @@
 import type { ChannelHub } from '../channel/hub.js';
-import { STORE_UNAVAILABLE, type EventStreamCore } from '../core.js';
+import type { EventStreamCore } from '../core.js';
 import { EventStoreError } from '../errors.js';
 import { EVENT_STREAM_HEADERS } from '../http/headers.js';
 import { BodySink } from './body-sink.js';
@@ -34,12 +34,14 @@ export async function serveWebRequest(
       const { headers, body } = admission.response;
       return new Response(body, { status: 200, headers });
     }
+    case 'retry-later':
+      return retryLater(admission.body);
     case 'stream': {
       let hubs: ChannelHub[];
       try {
         hubs = await core.prepareStream(admission.channels);
       } catch (error) {
-        if (error instanceof EventStoreError) return plainText(503, STORE_UNAVAILABLE);
+        if (error instanceof EventStoreError) return retryLater(core.retryLaterBody);
         throw error;
       }
       const sink = new BodySink(BODY_HIGH_WATER_MARK, request.signal);
@@ -47,6 +49,10 @@ export async function serveWebRequest(
       return new Response(sink.body, { status: 200, headers: EVENT_STREAM_HEADERS });
     }
   }
+}
+
+function retryLater(body: string): Response {
+  return new Response(body, { status: 200, headers: EVENT_STREAM_HEADERS });
 }
 
 function plainText(status: number, message: string): Response {
