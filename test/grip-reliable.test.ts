@@ -3,8 +3,10 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { test, type TestContext } from 'node:test';
 import express from 'express';
-import { EventStream, type EventStreamOptions } from '../src/index.js';
+import { EventStream, RedisEventStore, type EventStreamOptions } from '../src/index.js';
+import { forkAppProcess } from './helpers/app-process.js';
 import { requirePushpin, startPushpin, type RunningPushpin } from './helpers/pushpin.js';
+import { requireRedis, startRedis } from './helpers/redis.js';
 import { listen, type RunningServer } from './helpers/server.js';
 import { openRaw, RecordingEventSource, until } from './helpers/sse-client.js';
 
@@ -22,11 +24,11 @@ interface Origin {
   recoveries: string[];
 }
 
-/** The app server: `/events/:id` from `eventStream`, recording Pushpin's recovery requests. */
-async function origin(eventStream: () => EventStream): Promise<Origin> {
+/** The app server: `<prefix>events/:id` from `eventStream`, recording Pushpin's recovery requests. */
+async function origin(eventStream: () => EventStream, prefix = '/'): Promise<Origin> {
   const recoveries: string[] = [];
   const app = express();
-  app.get('/events/:id', (req, res, next) => {
+  app.get(`${prefix}events/:id`, (req, res, next) => {
     const gripLast = req.headers['grip-last'];
     if (typeof gripLast === 'string') recoveries.push(gripLast);
     void eventStream()('{id}')(req, res, next);
@@ -70,8 +72,10 @@ async function lossyControl(pushpin: RunningPushpin, lose: (index: number) => bo
 const indexOf = (data: string): number => (JSON.parse(data) as { i: number }).i;
 const range = (count: number) => Array.from({ length: count }, (_, i) => i);
 
-test('reliable mode: a publish lost on the way to Pushpin is recovered through Grip-Link; the client gets every event once, in order', { timeout: 60_000 }, async (t) => {
+for (const storeKind of ['memory', 'redis'] as const) {
+test(`reliable mode (${storeKind} store): a publish lost on the way to Pushpin is recovered through Grip-Link; the client gets every event once, in order`, { timeout: 60_000 }, async (t) => {
   if (!requirePushpin(t)) return;
+  if (storeKind === 'redis' && !requireRedis(t)) return;
   const defer = cleanups(t);
   let eventStream: EventStream | null = null;
   const app = await origin(() => eventStream!);
@@ -81,7 +85,16 @@ test('reliable mode: a publish lost on the way to Pushpin is recovered through G
   // The 4th and the 9th publish requests never reach Pushpin.
   const control = await lossyControl(pushpin, (index) => index === 3 || index === 8);
   defer(() => control.server.close());
-  const options: EventStreamOptions = { grip: { control_uri: control.server.url, verify_key: pushpin.sigKey }, gripReliable: true };
+  const grip = { control_uri: control.server.url, verify_key: pushpin.sigKey };
+  let options: EventStreamOptions = { grip, gripReliable: true };
+  if (storeKind === 'redis') {
+    const redis = await startRedis();
+    defer(() => redis.stop());
+    const store = new RedisEventStore({ url: redis.url });
+    defer(() => store.close());
+    // A shared store turns reliable mode on by itself.
+    options = { grip, store };
+  }
   eventStream = new EventStream(options);
   defer(() => eventStream!.close());
 
@@ -104,6 +117,7 @@ test('reliable mode: a publish lost on the way to Pushpin is recovered through G
   assert.ok(app.recoveries.length >= 1, `${app.recoveries.length} recoveries`);
   for (const gripLast of app.recoveries) assert.match(gripLast, /^events-sure; last-id=\d+$/);
 });
+}
 
 test('behind Pushpin a client that reconnects with Last-Event-ID first gets what it missed from the history', { timeout: 60_000 }, async (t) => {
   if (!requirePushpin(t)) return;
@@ -133,4 +147,56 @@ test('behind Pushpin a client that reconnects with Last-Event-ID first gets what
   assert.deepEqual(dataOf(), range(102).slice(1));
   // Nothing before the position it resumed from.
   assert.ok(!resumed.text().includes('"i":0}'));
+});
+
+test('two app processes sharing a Redis store behind one Pushpin: a client back with its last id gets exactly the 100 events published from both meanwhile', { timeout: 90_000 }, async (t) => {
+  if (!requirePushpin(t) || !requireRedis(t)) return;
+  const defer = cleanups(t);
+  const redis = await startRedis();
+  defer(() => redis.stop());
+  const store = new RedisEventStore({ url: redis.url });
+  defer(() => store.close());
+
+  let eventStreamA: EventStream | null = null;
+  const appA = await origin(() => eventStreamA!, '/a/');
+  defer(() => appA.server.close());
+  const processB = await forkAppProcess('/b/');
+  defer(() => processB.close());
+  const pushpin = await startPushpin({
+    routes: [
+      { pathPrefix: '/a/', targets: [appA.server.port] },
+      { pathPrefix: '/b/', targets: [processB.port] },
+    ],
+  });
+  defer(() => pushpin.stop());
+  const grip = { control_uri: pushpin.controlUri, verify_key: pushpin.sigKey };
+  eventStreamA = new EventStream({ grip, store });
+  defer(() => eventStreamA!.close());
+  await processB.configure({ grip, redisStore: { url: redis.url } });
+
+  const first = new RecordingEventSource(`${pushpin.proxyUrl}/a/events/both`);
+  await first.opened;
+  await eventStreamA.publishEvent('both', { data: { i: -1 } });
+  await first.waitFor(1);
+  const lastId = first.events[0]!.lastEventId;
+  first.close();
+
+  // 100 events while the client is away, from both processes in turn.
+  for (let i = 0; i < 100; i++) {
+    if (i % 2 === 0) await eventStreamA.publishEvent('both', { data: { i } });
+    else await processB.publish('both', { data: { i } });
+  }
+  // It comes back through the other process.
+  const resumed = await openRaw(`${pushpin.proxyUrl}/b/events/both`, { accept: 'text/event-stream', 'last-event-id': lastId });
+  defer(() => resumed.close());
+  const received = () => [...resumed.text().matchAll(/^data: (\{.*\})$/gm)].map((match) => indexOf(match[1]!));
+  await until(() => received().length >= 100, 10_000, 'the 100 missed events');
+  await processB.publish('both', { data: { i: 100 } });
+  await eventStreamA.publishEvent('both', { data: { i: 101 } });
+  await until(() => received().length >= 102, 10_000, 'live events after the replay');
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.deepEqual(received(), range(102));
+  const ids = [...resumed.text().matchAll(/^id: (both:\d+)$/gm)].map((match) => match[1]!);
+  const seq0 = Number(lastId.split(':')[1]);
+  assert.deepEqual(ids, range(102).map((i) => `both:${seq0 + 1 + i}`));
 });

@@ -5,21 +5,19 @@
  * Requires the `pushpin` binary (see test/helpers/pushpin.ts).
  */
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import http, { type RequestListener } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { Readable, type Writable } from 'node:stream';
 import { after, test, type TestContext } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Publisher } from '@fanoutio/grip';
 import express from 'express';
 import {
   EventStream,
   GripPublishError,
-  type EventStreamOptions,
   type ServerSentEvent,
 } from '../src/index.js';
+import { forkAppProcess } from './helpers/app-process.js';
 import { requirePushpin, startPushpin, type RunningPushpin } from './helpers/pushpin.js';
 import { listen, type RunningServer } from './helpers/server.js';
 import { get, openRaw, RecordingEventSource, until } from './helpers/sse-client.js';
@@ -148,84 +146,6 @@ function watchUnhandledRejections(defer: ReturnType<typeof cleanups>): unknown[]
 /** Lets pending promise jobs and I/O callbacks run, so a stray rejection would have surfaced. */
 async function settle(): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 100));
-}
-
-// ---------------------------------------------------------------------------
-// A second application process
-
-interface AppCounts {
-  /** Event-stream requests the process has answered. */
-  requests: number;
-  /** Streams it serves directly (not held by a proxy). */
-  streams: number;
-}
-
-interface AppProcess {
-  port: number;
-  configure(options: EventStreamOptions): Promise<AppCounts>;
-  publish(channel: string, event: ServerSentEvent): Promise<AppCounts>;
-  counts(): Promise<AppCounts>;
-  close(): Promise<void>;
-}
-
-const APP_PROCESS = fileURLToPath(new URL('./helpers/grip-app-process.ts', import.meta.url));
-
-async function forkAppProcess(pathPrefix: string): Promise<AppProcess> {
-  const child: ChildProcess = fork(APP_PROCESS, [pathPrefix], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const pending = new Map<number, { resolve: (counts: AppCounts) => void; reject: (error: Error) => void }>();
-  let nextId = 1;
-  let ready: (port: number) => void = () => {};
-  const port = new Promise<number>((resolve, reject) => {
-    ready = resolve;
-    void exited.then(() => reject(new Error('app process exited before it was ready')));
-  });
-  const handle: AppProcess = {
-    port: 0,
-    configure: (options) => send({ type: 'configure', options }),
-    publish: (channel, event) => send({ type: 'publish', channel, event }),
-    counts: () => send({ type: 'stats' }),
-    close: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        if (child.connected) child.send({ type: 'close', id: nextId++ });
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(timer);
-      }
-    },
-  };
-  type Message = { type: 'ready'; port: number } | ({ type: 'done'; id: number; error?: string } & AppCounts);
-  child.on('message', (message: Message) => {
-    if (message.type === 'ready') {
-      ready(message.port);
-      return;
-    }
-    const waiter = pending.get(message.id);
-    pending.delete(message.id);
-    if (message.error === undefined) waiter?.resolve({ requests: message.requests, streams: message.streams });
-    else waiter?.reject(new Error(`app process: ${message.error}`));
-  });
-  void exited.then(() => {
-    for (const waiter of pending.values()) waiter.reject(new Error('app process exited'));
-    pending.clear();
-  });
-  function send(command: object): Promise<AppCounts> {
-    const id = nextId++;
-    return new Promise((resolve, reject) => {
-      pending.set(id, { resolve, reject });
-      child.send({ ...command, id });
-    });
-  }
-  try {
-    handle.port = await port;
-  } catch (error) {
-    await handle.close();
-    throw error;
-  }
-  return handle;
 }
 
 // ---------------------------------------------------------------------------

@@ -12,10 +12,8 @@
  * ids of multi-channel streams resume across processes.
  */
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
 import type { ServerResponse } from 'node:http';
 import { after, before, test, type TestContext } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import {
   EventStoreError,
@@ -25,7 +23,7 @@ import {
   type RedisEventStoreOptions,
   type ServerSentEvent,
 } from '../src/index.js';
-import type { AppProcessOptions } from './helpers/grip-app-process.js';
+import { forkAppProcess } from './helpers/app-process.js';
 import { redisAvailable, requireRedis, startRedis, type RunningRedis } from './helpers/redis.js';
 import { listen } from './helpers/server.js';
 import { get, openRaw, RecordingEventSource, until, type ReceivedEvent } from './helpers/sse-client.js';
@@ -116,86 +114,7 @@ async function localApp(storeOptions: RedisEventStoreOptions, options: EventStre
 }
 
 // ---------------------------------------------------------------------------
-// Process B: a forked app process
-
-interface AppCounts {
-  requests: number;
-  streams: number;
-}
-
-interface ForkedApp {
-  /** Base URL; it serves `/events/<channel>` (one channel per stream). */
-  url: string;
-  configure(options: AppProcessOptions): Promise<AppCounts>;
-  publish(channel: string, event: ServerSentEvent): Promise<AppCounts>;
-  counts(): Promise<AppCounts>;
-  close(): Promise<void>;
-}
-
-const APP_PROCESS = fileURLToPath(new URL('./helpers/grip-app-process.ts', import.meta.url));
-
-async function forkApp(): Promise<ForkedApp> {
-  const child: ChildProcess = fork(APP_PROCESS, ['/'], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const pending = new Map<number, { resolve: (counts: AppCounts) => void; reject: (error: Error) => void }>();
-  let nextId = 1;
-  let ready: (port: number) => void = () => {};
-  const port = new Promise<number>((resolve, reject) => {
-    ready = resolve;
-    void exited.then(() => reject(new Error('app process exited before it was ready')));
-  });
-  type Message = { type: 'ready'; port: number } | ({ type: 'done'; id: number; error?: string } & AppCounts);
-  child.on('message', (message: Message) => {
-    if (message.type === 'ready') {
-      ready(message.port);
-      return;
-    }
-    const waiter = pending.get(message.id);
-    pending.delete(message.id);
-    if (message.error === undefined) waiter?.resolve({ requests: message.requests, streams: message.streams });
-    else waiter?.reject(new Error(`app process: ${message.error}`));
-  });
-  void exited.then(() => {
-    for (const waiter of pending.values()) waiter.reject(new Error('app process exited'));
-    pending.clear();
-  });
-  const send = (command: object): Promise<AppCounts> => {
-    const id = nextId++;
-    return new Promise((resolve, reject) => {
-      if (!child.connected) {
-        reject(new Error('app process is gone'));
-        return;
-      }
-      pending.set(id, { resolve, reject });
-      child.send({ ...command, id });
-    });
-  };
-  const close = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      if (child.connected) child.send({ type: 'close', id: nextId++ });
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-  };
-  let listening: number;
-  try {
-    listening = await port;
-  } catch (error) {
-    await close();
-    throw error;
-  }
-  return {
-    url: `http://127.0.0.1:${listening}`,
-    configure: (options) => send({ type: 'configure', options }),
-    publish: (channel, event) => send({ type: 'publish', channel, event }),
-    counts: () => send({ type: 'stats' }),
-    close,
-  };
-}
+// Process B: a forked app process (test/helpers/app-process.ts)
 
 // ---------------------------------------------------------------------------
 // Reading what clients got
@@ -289,7 +208,7 @@ test('two processes on one Redis store: every client of either process gets ever
   const storeOptions = { url: shared!.url, keyPrefix: uniquePrefix() };
   const a = await localApp(storeOptions);
   defer(() => a.close());
-  const b = await forkApp();
+  const b = await forkAppProcess();
   defer(() => b.close());
   await b.configure({ redisStore: storeOptions, clientRetry: 20 });
 
@@ -370,7 +289,7 @@ test('a client dropped from process A resumes on process B with its last id: exa
   const storeOptions = { url: shared!.url, keyPrefix: uniquePrefix() };
   const a = await localApp(storeOptions);
   defer(() => a.close());
-  const b = await forkApp();
+  const b = await forkAppProcess();
   defer(() => b.close());
   await b.configure({ redisStore: storeOptions, clientRetry: 20 });
 
@@ -450,7 +369,7 @@ test('Redis goes away and comes back: publishes and new streams fail promptly me
   const storeOptions = { url: redis.url, keyPrefix: uniquePrefix() };
   const a = await localApp(storeOptions);
   defer(() => a.close());
-  const b = await forkApp();
+  const b = await forkAppProcess();
   defer(() => b.close());
   await b.configure({ redisStore: storeOptions, clientRetry: 20 });
 
@@ -570,7 +489,7 @@ test('a stream on two channels drops and resumes on another instance with its co
   // A second instance in this process with its own store and connections: it knows only what Redis knows.
   const a2 = await localApp(storeOptions);
   defer(() => a2.close());
-  const b = await forkApp();
+  const b = await forkAppProcess();
   defer(() => b.close());
   await b.configure({ redisStore: storeOptions, clientRetry: 20 });
 
