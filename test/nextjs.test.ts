@@ -299,9 +299,9 @@ test('next start: the pages route and the app route serve one EventStream', { ti
         assert.equal(raw.headers['content-type'], 'text/event-stream; charset=utf-8');
         assert.equal(raw.headers['content-encoding'], undefined);
         assert.match(String(raw.headers['cache-control']), /no-transform/);
-        await until(() => raw.text().startsWith('event: stream-open\ndata: \n\n'), 5000, `the opening bytes on ${path}`);
+        await until(() => /^event: stream-open\ndata: \nid: [^\n]+\n\n/.test(raw.text()), 5000, `the opening bytes on ${path}`);
         assert.equal((await server.publish(channel, JSON.stringify({ data: path }))).status, 204);
-        await until(() => raw.text().includes(`event: message\ndata: ${JSON.stringify(path)}\n\n`), 5000, `the event on ${path}`);
+        await until(() => raw.text().includes(`event: message\ndata: ${JSON.stringify(path)}\nid: ${channel}:`), 5000, `the event on ${path}`);
       } finally {
         raw.close();
       }
