@@ -42,6 +42,8 @@ export interface RequestFacts {
   resolveChannels: () => unknown;
 }
 
+export const SHUTTING_DOWN = 'Service Unavailable: the event stream is shutting down.';
+
 /** Reconnection delay a client is told while the store is out of reach, unless `clientRetry` says otherwise. */
 const RETRY_LATER_MS = 2000;
 
@@ -79,7 +81,7 @@ export class EventStreamCore implements ResponseStreamHost {
 
   async admit(facts: RequestFacts): Promise<Admission> {
     if (this.closed) {
-      return { kind: 'refuse', status: 503, message: 'Service Unavailable: the event stream is shutting down.' };
+      return { kind: 'refuse', status: 503, message: SHUTTING_DOWN };
     }
     try {
       if (!acceptsEventStream(facts.accept ?? undefined)) {
@@ -133,6 +135,7 @@ export class EventStreamCore implements ResponseStreamHost {
         for (const hub of hubs) this.hubs.release(hub);
         throw asStoreError(error);
       }
+      if (this.closed) throw new EventStreamClosedError();
     }
     return hubs;
   }

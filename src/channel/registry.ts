@@ -36,11 +36,21 @@ export class HubRegistry {
     const watch = this.store.watch!(hub.channel, (events) => {
       if (!hub.destroyed) hub.write(events);
     });
-    hub.unwatch = () => watch.close();
-    hub.ready = watch.ready.then((position) => {
-      if (position > hub.position) hub.position = position;
-    });
-    // A failed watch fails the streams that wait for it; the hub is then released with them.
+    const unwatch = (): void => watch.close();
+    hub.unwatch = unwatch;
+    hub.ready = watch.ready.then(
+      (position) => {
+        if (position > hub.position) hub.position = position;
+      },
+      (error: unknown) => {
+        // A failed watch fails the streams waiting for it; the next stream starts a new one.
+        if (hub.unwatch === unwatch) {
+          hub.unwatch = null;
+          hub.ready = null;
+        }
+        throw error;
+      },
+    );
     hub.ready.catch(() => {});
     return hub.ready;
   }

@@ -1,7 +1,7 @@
 import { Http2ServerResponse } from 'node:http2';
 import type { ChannelHub } from '../channel/hub.js';
-import type { EventStreamCore } from '../core.js';
-import { EventStoreError } from '../errors.js';
+import { SHUTTING_DOWN, type EventStreamCore } from '../core.js';
+import { EventStoreError, EventStreamClosedError } from '../errors.js';
 import { EVENT_STREAM_HEADERS } from './headers.js';
 import { respondPlainText } from './respond.js';
 import type { EventSink, SseRequest, SseResponse } from './types.js';
@@ -47,8 +47,9 @@ export async function serveNodeRequest(
       try {
         hubs = await core.prepareStream(admission.channels);
       } catch (error) {
-        if (!(error instanceof EventStoreError)) throw error;
-        retryLater(res, core.retryLaterBody);
+        if (error instanceof EventStreamClosedError) respondPlainText(res, 503, SHUTTING_DOWN);
+        else if (error instanceof EventStoreError) retryLater(res, core.retryLaterBody);
+        else throw error;
         return;
       }
       if (clientGone(res)) {

@@ -1,6 +1,6 @@
 import type { ChannelHub } from '../channel/hub.js';
-import type { EventStreamCore } from '../core.js';
-import { EventStoreError } from '../errors.js';
+import { SHUTTING_DOWN, type EventStreamCore } from '../core.js';
+import { EventStoreError, EventStreamClosedError } from '../errors.js';
 import { EVENT_STREAM_HEADERS } from '../http/headers.js';
 import { BodySink } from './body-sink.js';
 
@@ -41,6 +41,7 @@ export async function serveWebRequest(
       try {
         hubs = await core.prepareStream(admission.channels);
       } catch (error) {
+        if (error instanceof EventStreamClosedError) return plainText(503, SHUTTING_DOWN);
         if (error instanceof EventStoreError) return retryLater(core.retryLaterBody);
         throw error;
       }
