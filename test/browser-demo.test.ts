@@ -8,34 +8,16 @@ import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium, requireChromium } from './helpers/browser.js';
 import { createDemo } from '../demo/app.js';
 import { until } from './helpers/sse-client.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../test-artifacts/', import.meta.url));
 const SCREENSHOT = `${ARTIFACTS}demo.png`;
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 test('demo page: live ticks and a posted chat message arrive through the browser EventSource', { timeout: 120_000 }, async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    if (process.env.CI === 'true') {
-      assert.fail(`${CHROMIUM} is missing: CI must install Debian's chromium for the browser demo test`);
-    }
-    const reason = `${CHROMIUM} not found (install it with: apt-get install chromium)`;
-    console.warn(`\n${'!'.repeat(78)}\n!!! SKIPPING the browser demo test: ${reason}\n${'!'.repeat(78)}\n`);
-    t.skip(reason);
-    return;
-  }
+  if (!requireChromium(t)) return;
 
   const demo = createDemo({ tickMs: 200 });
   const server = http.createServer(demo.app);
@@ -48,7 +30,7 @@ test('demo page: live ticks and a posted chat message arrive through the browser
   let browser: Browser | undefined;
 
   try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     const page = await browser.newPage({ viewport: { width: 960, height: 760 } });
     const pageErrors: string[] = [];
     page.on('pageerror', (error) => pageErrors.push(error.message));

@@ -5,25 +5,14 @@
 // in order, each with the id of its place in the channel. Runs on src/ through tsx, like the other tests.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import express from 'express';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium, requireChromium } from './helpers/browser.js';
 import { EventStream } from '../src/index.js';
 import { listen, type RunningServer } from './helpers/server.js';
 import { until } from './helpers/sse-client.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const CHANNEL = 'resume';
 /**
  * Connections the server drops while they are live (the first by destroying
@@ -136,15 +125,7 @@ function cutInReplay(res: ServerResponse): () => ReplayCut | null {
 }
 
 test('browser EventSource: resumes after server-side drops with every event once, in order', { timeout: 90_000 }, async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    if (process.env.CI === 'true') {
-      assert.fail(`${CHROMIUM} is missing: CI must install Debian's chromium for the browser resume test`);
-    }
-    const reason = `${CHROMIUM} not found (install it with: apt-get install chromium)`;
-    console.warn(`\n${'!'.repeat(78)}\n!!! SKIPPING the browser resume test: ${reason}\n${'!'.repeat(78)}\n`);
-    t.skip(reason);
-    return;
-  }
+  if (!requireChromium(t)) return;
 
   const eventStream = new EventStream();
   /** Every request to the SSE endpoint, in arrival order, with the Last-Event-ID it carried. */
@@ -174,7 +155,7 @@ test('browser EventSource: resumes after server-side drops with every event once
   let browser: Browser | undefined;
   try {
     server = await listen(app);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     const page = await browser.newPage();
     const pageErrors: string[] = [];
     page.on('pageerror', (error) => pageErrors.push(error.message));

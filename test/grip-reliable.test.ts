@@ -1,7 +1,7 @@
 // GRIP reliable streaming and resuming behind a real Pushpin.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import express from 'express';
 import { EventStream, RedisEventStore, type EventStreamOptions } from '../src/index.js';
 import { forkAppProcess } from './helpers/app-process.js';
@@ -9,14 +9,8 @@ import { requirePushpin, startPushpin, type RunningPushpin } from './helpers/pus
 import { requireRedis, startRedis } from './helpers/redis.js';
 import { listen, type RunningServer } from './helpers/server.js';
 import { openRaw, RecordingEventSource, until } from './helpers/sse-client.js';
+import { cleanups } from './helpers/requirements.js';
 
-function cleanups(t: TestContext): (fn: () => unknown) => void {
-  const stack: Array<() => unknown> = [];
-  t.after(async () => {
-    for (const fn of stack.reverse()) await fn();
-  });
-  return (fn) => void stack.push(fn);
-}
 
 interface Origin {
   server: RunningServer;

@@ -9,7 +9,7 @@ import { createHmac } from 'node:crypto';
 import http, { type RequestListener } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { Readable, type Writable } from 'node:stream';
-import { after, test, type TestContext } from 'node:test';
+import { after, test } from 'node:test';
 import { Publisher } from '@fanoutio/grip';
 import express from 'express';
 import {
@@ -21,6 +21,7 @@ import { forkAppProcess } from './helpers/app-process.js';
 import { requirePushpin, startPushpin, type RunningPushpin } from './helpers/pushpin.js';
 import { listen, type RunningServer } from './helpers/server.js';
 import { get, openRaw, RecordingEventSource, until } from './helpers/sse-client.js';
+import { cleanups } from './helpers/requirements.js';
 
 /** The opening event: its id gives the client its position in each channel. */
 const OPENING = /^event: stream-open\ndata: \nid: ([^\n]+)\n\n/;
@@ -31,23 +32,6 @@ const BIG = 10_000;
 // Shared fixtures
 
 /** Runs registered cleanups after the test, last registered first, even when it or one of them fails. */
-function cleanups(t: TestContext): (fn: () => unknown) => void {
-  const stack: Array<() => unknown> = [];
-  t.after(async () => {
-    const failures: unknown[] = [];
-    for (const fn of stack.reverse()) {
-      try {
-        await fn();
-      } catch (error) {
-        failures.push(error);
-      }
-    }
-    if (failures.length > 0) throw failures[0];
-  });
-  return (fn) => {
-    stack.push(fn);
-  };
-}
 
 interface SharedPushpin {
   pushpin: RunningPushpin;

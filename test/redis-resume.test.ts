@@ -13,7 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
-import { after, before, test, type TestContext } from 'node:test';
+import { after, before, test } from 'node:test';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import {
   EventStoreError,
@@ -27,6 +27,7 @@ import { forkAppProcess } from './helpers/app-process.js';
 import { redisAvailable, requireRedis, startRedis, type RunningRedis } from './helpers/redis.js';
 import { listen } from './helpers/server.js';
 import { get, openRaw, RecordingEventSource, until, type ReceivedEvent } from './helpers/sse-client.js';
+import { cleanups } from './helpers/requirements.js';
 
 const SSE = { accept: 'text/event-stream' };
 const TYPES = ['message', 'stream-open', 'stream-reset'];
@@ -49,23 +50,6 @@ function uniquePrefix(): string {
 }
 
 /** Runs registered cleanups after the test, last registered first, even when it or one of them fails. */
-function cleanups(t: TestContext): (fn: () => unknown) => void {
-  const stack: Array<() => unknown> = [];
-  t.after(async () => {
-    const failures: unknown[] = [];
-    for (const fn of stack.reverse()) {
-      try {
-        await fn();
-      } catch (error) {
-        failures.push(error);
-      }
-    }
-    if (failures.length > 0) throw failures[0];
-  });
-  return (fn) => {
-    stack.push(fn);
-  };
-}
 
 // ---------------------------------------------------------------------------
 // Process A: an EventStream on a RedisEventStore in this process

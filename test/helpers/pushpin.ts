@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
+import { findOnPath, requireProgram } from './requirements.js';
 
 /**
  * A real Pushpin, run in the foreground with its own scratch directory, so
@@ -101,20 +102,6 @@ process.once('exit', () => {
   }
 });
 
-function findOnPath(binary: string): string | null {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (dir === '') continue;
-    const candidate = path.join(dir, binary);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // Not here.
-    }
-  }
-  return null;
-}
-
 export function pushpinAvailable(): boolean {
   return findOnPath('pushpin') !== null;
 }
@@ -124,12 +111,11 @@ export function pushpinAvailable(): boolean {
  * Without the binary the test fails in CI (CI=true) and is skipped loudly elsewhere.
  */
 export function requirePushpin(t: TestContext): boolean {
-  if (pushpinAvailable()) return true;
-  const message = 'pushpin binary not found on PATH: GRIP tests against a real Pushpin cannot run (apt-get install pushpin)';
-  if (process.env.CI === 'true') throw new Error(`${message}; failing because CI=true`);
-  console.warn(`\n${'!'.repeat(78)}\n!!! SKIPPED: ${message}\n${'!'.repeat(78)}\n`);
-  t.skip(message);
-  return false;
+  return requireProgram(
+    t,
+    pushpinAvailable(),
+    'pushpin binary not found on PATH: GRIP tests against a real Pushpin cannot run (apt-get install pushpin)',
+  );
 }
 
 /** Distinct free loopback ports, all held open until every one is known so none repeats. */

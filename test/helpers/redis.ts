@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
+import { findOnPath, requireProgram } from './requirements.js';
 
 /**
  * A real redis-server on a free loopback port with its own scratch
@@ -43,20 +44,6 @@ process.once('exit', () => {
   }
 });
 
-function findOnPath(binary: string): string | null {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (dir === '') continue;
-    const candidate = path.join(dir, binary);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // Not here.
-    }
-  }
-  return null;
-}
-
 export function redisAvailable(): boolean {
   return findOnPath('redis-server') !== null;
 }
@@ -66,12 +53,11 @@ export function redisAvailable(): boolean {
  * Without the binary the test fails in CI (CI=true) and is skipped loudly elsewhere.
  */
 export function requireRedis(t: TestContext): boolean {
-  if (redisAvailable()) return true;
-  const message = 'redis-server not found on PATH: RedisEventStore tests against a real Redis cannot run (apt-get install redis-server)';
-  if (process.env.CI === 'true') throw new Error(`${message}; failing because CI=true`);
-  console.warn(`\n${'!'.repeat(78)}\n!!! SKIPPED: ${message}\n${'!'.repeat(78)}\n`);
-  t.skip(message);
-  return false;
+  return requireProgram(
+    t,
+    redisAvailable(),
+    'redis-server not found on PATH: RedisEventStore tests against a real Redis cannot run (apt-get install redis-server)',
+  );
 }
 
 async function freePort(): Promise<number> {
