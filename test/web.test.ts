@@ -163,3 +163,31 @@ test('behind GRIP a web request gets hold instructions and no body held open', a
   assert.equal(await held.text(), `event: stream-open\ndata: \nid: room:${position[1]},lobby:${position[2]}\n\n`);
   await reliable.close();
 });
+
+test('a web request resumes from Last-Event-ID or ?lastEventId= like a Node one; a malformed id is a 400', async () => {
+  const eventStream = new EventStream();
+  const first = await eventStream.respond(new Request('http://x/'), 'web-resume');
+  const reader = first.body!.getReader();
+  const opening = new TextDecoder().decode((await reader.read()).value);
+  const id = /id: (web-resume:\d+)/.exec(opening)![1]!;
+  await reader.cancel();
+  for (let i = 0; i < 3; i++) await eventStream.publishEvent('web-resume', { data: i });
+
+  for (const request of [
+    new Request('http://x/', { headers: { 'last-event-id': id } }),
+    new Request(`http://x/?lastEventId=${encodeURIComponent(id)}`),
+  ]) {
+    const resumed = await eventStream.respond(request, 'web-resume');
+    const body = resumed.body!.getReader();
+    let text = '';
+    while ((text.match(/^data: /gm) ?? []).length < 4) text += new TextDecoder().decode((await body.read()).value);
+    // The opening event (no id: the client keeps its own), then exactly the three it missed.
+    assert.deepEqual([...text.matchAll(/^data: (.*)$/gm)].map((match) => match[1]), ['', '0', '1', '2']);
+    assert.doesNotMatch(text.split('\n\n')[0]!, /^id:/m);
+    await body.cancel();
+  }
+  const bad = await eventStream.respond(new Request('http://x/', { headers: { 'last-event-id': 'nope' } }), 'web-resume');
+  assert.equal(bad.status, 400);
+  assert.match(await bad.text(), /Last-Event-ID/);
+  await eventStream.close();
+});
