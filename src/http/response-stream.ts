@@ -230,11 +230,13 @@ export class ResponseStream implements KeepAliveTarget {
     if (this.heldBytes > this.host.maxBufferBytes) this.dropAsSlow();
   }
 
-  /** Resolves once `res` has room again (or the stream closed). */
+  /**
+   * Resolves once `res` has room again (or the stream closed). Bytes still in
+   * the Transform flow to `res` on their own; only a full `res` is waited for.
+   */
   private drained(): Promise<void> {
-    if (!this.res.writableNeedDrain && this.transform.readableLength === 0) {
-      return new Promise((resolve) => setImmediate(resolve));
-    }
+    // `congested` also covers HTTP/2 compatibility responses, which have no writableNeedDrain.
+    if (!this.congested && !this.res.writableNeedDrain) return new Promise((resolve) => setImmediate(resolve));
     return new Promise((resolve) => {
       this.drainWaiter = resolve;
       this.res.once('drain', this.wakeDrainWaiter);
