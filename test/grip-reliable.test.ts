@@ -1,13 +1,12 @@
 // GRIP reliable streaming and resuming behind a real Pushpin.
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { test } from 'node:test';
 import express from 'express';
 import { EventStream, RedisEventStore, type EventStreamOptions } from '../src/index.js';
 import { forkAppProcess } from './helpers/app-process.js';
 import { requirePushpin, startPushpin, type RunningPushpin } from './helpers/pushpin.js';
 import { requireRedis, startRedis } from './helpers/redis.js';
-import { listen, type RunningServer } from './helpers/server.js';
+import { controlForwarder, listen, type RunningServer } from './helpers/server.js';
 import { openRaw, RecordingEventSource, until } from './helpers/sse-client.js';
 import { cleanups } from './helpers/requirements.js';
 
@@ -38,27 +37,10 @@ async function origin(eventStream: () => EventStream, prefix = '/'): Promise<Ori
 async function lossyControl(pushpin: RunningPushpin, lose: (index: number) => boolean): Promise<{ server: RunningServer; state: { lost: number } }> {
   let index = 0;
   const state = { lost: 0 };
-  const server = await listen((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      if (req.url?.startsWith('/publish') && lose(index++)) {
-        state.lost++;
-        res.writeHead(200, { 'content-type': 'text/plain' }).end('Published\n');
-        return;
-      }
-      const upstream = http.request(
-        `${pushpin.controlUri}${req.url}`,
-        { method: req.method, headers: { 'content-type': 'application/json', 'content-length': String(body.length) } },
-        (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-        },
-      );
-      upstream.on('error', (error) => res.writeHead(502).end(String(error)));
-      upstream.end(body);
-    });
+  const server = await controlForwarder(pushpin.controlUri, (req) => {
+    if (!req.url?.startsWith('/publish') || !lose(index++)) return 'forward';
+    state.lost++;
+    return 'lose';
   });
   return { server, state };
 }

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import http, { type RequestListener } from 'node:http';
+import type { RequestListener } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { Readable, type Writable } from 'node:stream';
 import { after, test } from 'node:test';
@@ -19,7 +19,7 @@ import {
 } from '../src/index.js';
 import { forkAppProcess } from './helpers/app-process.js';
 import { requirePushpin, startPushpin, type RunningPushpin } from './helpers/pushpin.js';
-import { listen, type RunningServer } from './helpers/server.js';
+import { controlForwarder, listen, type RunningServer } from './helpers/server.js';
 import { get, openRaw, RecordingEventSource, until } from './helpers/sse-client.js';
 import { cleanups } from './helpers/requirements.js';
 
@@ -536,27 +536,13 @@ test('batching: piping 10,000 events makes far fewer control-API requests, and t
 
   // A real HTTP forwarder in front of Pushpin's control port, counting what the library sends.
   const seen = { requests: 0, items: 0, events: 0, paths: new Set<string>() };
-  const forwarder = await listen((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      seen.requests++;
-      seen.paths.add(`${req.method} ${req.url}`);
-      const { items } = JSON.parse(body.toString('utf8')) as { items: Array<{ formats: { 'http-stream': { content: string } } }> };
-      seen.items += items.length;
-      for (const item of items) seen.events += item.formats['http-stream'].content.split('\n\n').length - 1;
-      const upstream = http.request(
-        `${pushpin.controlUri}${req.url}`,
-        { method: req.method, headers: { 'content-type': 'application/json', 'content-length': String(body.length) } },
-        (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-        },
-      );
-      upstream.on('error', (error) => res.writeHead(502).end(String(error)));
-      upstream.end(body);
-    });
+  const forwarder = await controlForwarder(pushpin.controlUri, (req, body) => {
+    seen.requests++;
+    seen.paths.add(`${req.method} ${req.url}`);
+    const { items } = JSON.parse(body.toString('utf8')) as { items: Array<{ formats: { 'http-stream': { content: string } } }> };
+    seen.items += items.length;
+    for (const item of items) seen.events += item.formats['http-stream'].content.split('\n\n').length - 1;
+    return 'forward';
   });
   defer(() => forwarder.close());
 

@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { findOnPath, requireProgram } from './requirements.js';
+import { freePort } from './server.js';
 
 /**
  * A real redis-server on a free loopback port with its own scratch
@@ -60,16 +61,6 @@ export function requireRedis(t: TestContext): boolean {
   );
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Whether the server answers PING with PONG (not -LOADING while it replays its AOF). */
 function pingAnswers(port: number): Promise<boolean> {

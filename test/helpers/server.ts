@@ -1,5 +1,5 @@
 import http, { type RequestListener, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 
 export interface RunningServer {
   server: Server;
@@ -23,4 +23,48 @@ export async function listen(handler: RequestListener): Promise<RunningServer> {
         server.close(() => resolve());
       }),
   };
+}
+
+/** A port free on 127.0.0.1 right now, for a program that must be told its port before it starts. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * A real HTTP forwarder in front of a control API (Pushpin's): each request
+ * body is shown to `inspect` first; when it answers 'lose', the forwarder
+ * answers 200 as Pushpin would and never forwards the request.
+ */
+export function controlForwarder(
+  controlUri: string,
+  inspect: (req: http.IncomingMessage, body: Buffer) => 'forward' | 'lose',
+): Promise<RunningServer> {
+  return listen((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      if (inspect(req, body) === 'lose') {
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('Published\n');
+        return;
+      }
+      const upstream = http.request(
+        `${controlUri}${req.url}`,
+        { method: req.method, headers: { 'content-type': 'application/json', 'content-length': String(body.length) } },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      upstream.on('error', (error) => res.writeHead(502).end(String(error)));
+      upstream.end(body);
+    });
+  });
 }
