@@ -13,7 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import {
   EventStoreError,
@@ -23,8 +23,8 @@ import {
   type RedisEventStoreOptions,
   type ServerSentEvent,
 } from '../src/index.js';
-import { forkAppProcess } from './helpers/app-process.js';
-import { redisAvailable, requireRedis, startRedis, type RunningRedis } from './helpers/redis.js';
+import { forkAppProcess, type AppProcess } from './helpers/app-process.js';
+import { redisForFile, requireRedis, startRedis, uniqueKeyPrefix } from './helpers/redis.js';
 import { listen } from './helpers/server.js';
 import { get, openRaw, RecordingEventSource, until, type ReceivedEvent } from './helpers/sse-client.js';
 import { cleanups } from './helpers/requirements.js';
@@ -32,24 +32,9 @@ import { cleanups } from './helpers/requirements.js';
 const SSE = { accept: 'text/event-stream' };
 const TYPES = ['message', 'stream-open', 'stream-reset'];
 
-let shared: RunningRedis | undefined;
-let prefixes = 0;
-
-before(async () => {
-  if (redisAvailable()) shared = await startRedis();
-});
-after(async () => {
-  await shared?.stop();
-});
+const sharedRedis = redisForFile();
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A key prefix no other test (or earlier run on a reused Redis) has used. */
-function uniquePrefix(): string {
-  return `redis-resume-${process.pid}-${++prefixes}-${Date.now()}:`;
-}
-
-/** Runs registered cleanups after the test, last registered first, even when it or one of them fails. */
 
 // ---------------------------------------------------------------------------
 // Process A: an EventStream on a RedisEventStore in this process
@@ -97,8 +82,18 @@ async function localApp(storeOptions: RedisEventStoreOptions, options: EventStre
   };
 }
 
-// ---------------------------------------------------------------------------
-// Process B: a forked app process (test/helpers/app-process.ts)
+/** Process A (an EventStream in this process) and process B (a forked app process), both on one Redis store. */
+async function processesOnOneStore(
+  defer: (cleanup: () => unknown) => void,
+  storeOptions: RedisEventStoreOptions,
+): Promise<{ a: LocalApp; b: AppProcess }> {
+  const a = await localApp(storeOptions);
+  defer(() => a.close());
+  const b = await forkAppProcess();
+  defer(() => b.close());
+  await b.configure({ redisStore: storeOptions, clientRetry: 20 });
+  return { a, b };
+}
 
 // ---------------------------------------------------------------------------
 // Reading what clients got
@@ -189,12 +184,8 @@ async function publishWhenBack(publish: () => Promise<unknown>, what: string, ti
 test('two processes on one Redis store: every client of either process gets every event once, all in the same order with the same ids', { timeout: 90_000 }, async (t) => {
   if (!requireRedis(t)) return;
   const defer = cleanups(t);
-  const storeOptions = { url: shared!.url, keyPrefix: uniquePrefix() };
-  const a = await localApp(storeOptions);
-  defer(() => a.close());
-  const b = await forkAppProcess();
-  defer(() => b.close());
-  await b.configure({ redisStore: storeOptions, clientRetry: 20 });
+  const storeOptions = { url: sharedRedis.url, keyPrefix: uniqueKeyPrefix('redis-resume') };
+  const { a, b } = await processesOnOneStore(defer, storeOptions);
 
   const channels = ['room', 'side'] as const;
   // Two clients per process on 'room', one per process on 'side'.
@@ -270,12 +261,8 @@ test('two processes on one Redis store: every client of either process gets ever
 test('a client dropped from process A resumes on process B with its last id: exactly the 100 it missed, in order, then live ones', { timeout: 90_000 }, async (t) => {
   if (!requireRedis(t)) return;
   const defer = cleanups(t);
-  const storeOptions = { url: shared!.url, keyPrefix: uniquePrefix() };
-  const a = await localApp(storeOptions);
-  defer(() => a.close());
-  const b = await forkAppProcess();
-  defer(() => b.close());
-  await b.configure({ redisStore: storeOptions, clientRetry: 20 });
+  const storeOptions = { url: sharedRedis.url, keyPrefix: uniqueKeyPrefix('redis-resume') };
+  const { a, b } = await processesOnOneStore(defer, storeOptions);
 
   // A witness on B stays connected throughout: its order is the order everyone must see.
   const witness = new RecordingEventSource(`${b.url}/events/resume`, TYPES);
@@ -348,14 +335,10 @@ test('Redis goes away and comes back: publishes and new streams fail promptly me
   if (!requireRedis(t)) return;
   const defer = cleanups(t);
   // Its own server: it is restarted. AOF keeps the counters, so ids carry on after the restart.
-  const redis = await startRedis({ appendOnly: true });
-  defer(() => redis.stop());
-  const storeOptions = { url: redis.url, keyPrefix: uniquePrefix() };
-  const a = await localApp(storeOptions);
-  defer(() => a.close());
-  const b = await forkAppProcess();
-  defer(() => b.close());
-  await b.configure({ redisStore: storeOptions, clientRetry: 20 });
+  const server = await startRedis({ appendOnly: true });
+  defer(() => server.stop());
+  const storeOptions = { url: server.url, keyPrefix: uniqueKeyPrefix('redis-resume') };
+  const { a, b } = await processesOnOneStore(defer, storeOptions);
 
   const stayA = new RecordingEventSource(`${a.url}/events/news`, TYPES);
   defer(() => stayA.close());
@@ -375,7 +358,7 @@ test('Redis goes away and comes back: publishes and new streams fail promptly me
   published.push(...(await publishAlternating(a, b, 'news', 10, 5, true)));
   await Promise.all([stayA.waitFor(15), stayB.waitFor(15)]);
 
-  await redis.restart(async () => {
+  await server.restart(async () => {
     // Let the stores notice their connections closed.
     await sleep(100);
 
@@ -467,7 +450,7 @@ test('Redis goes away and comes back: publishes and new streams fail promptly me
 test('a stream on two channels drops and resumes on another instance with its composite id: exactly the missed events of both channels', { timeout: 90_000 }, async (t) => {
   if (!requireRedis(t)) return;
   const defer = cleanups(t);
-  const storeOptions = { url: shared!.url, keyPrefix: uniquePrefix() };
+  const storeOptions = { url: sharedRedis.url, keyPrefix: uniqueKeyPrefix('redis-resume') };
   const a = await localApp(storeOptions);
   defer(() => a.close());
   // A second instance in this process with its own store and connections: it knows only what Redis knows.

@@ -1,33 +1,25 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { after, before, test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { EventStoreError } from '../src/errors.js';
 import { RedisEventStore, type RedisEventStoreOptions } from '../src/history/redis-store.js';
 import type { StoredEvent, StoreWatch } from '../src/history/store.js';
-import { redisAvailable, requireRedis, startRedis, type RunningRedis } from './helpers/redis.js';
+import { redisForFile, requireRedis, startRedis, uniqueKeyPrefix } from './helpers/redis.js';
 
 /**
  * RedisEventStore against a real redis-server. Two store instances on one
  * Redis stand in for two processes.
  */
 
-let shared: RunningRedis | undefined;
-let prefixes = 0;
-
-before(async () => {
-  if (redisAvailable()) shared = await startRedis();
-});
-after(async () => {
-  await shared?.stop();
-});
+const sharedRedis = redisForFile();
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Stores on one Redis with one fresh prefix, closed after the test. */
 function stores(t: TestContext, count: number, options: RedisEventStoreOptions & { url: string }): RedisEventStore[] {
-  const keyPrefix = options.keyPrefix ?? `redis-test-${++prefixes}:`;
+  const keyPrefix = options.keyPrefix ?? uniqueKeyPrefix('redis-store');
   const list = Array.from({ length: count }, () => new RedisEventStore({ ...options, keyPrefix }));
   t.after(() => Promise.all(list.map((store) => store.close())));
   return list;
@@ -89,7 +81,7 @@ async function appendSilently(client: Redis, keyPrefix: string, channel: string,
 
 test('a watch on one instance receives every event appended on either, in the same seq order as a watch on the other', async (t) => {
   if (!requireRedis(t)) return;
-  const [a, b] = stores(t, 2, { url: shared!.url });
+  const [a, b] = stores(t, 2, { url: sharedRedis.url });
   const onA = record(a!, 'ch');
   const onB = record(b!, 'ch');
   assert.equal(await onA.watch.ready, 0);
@@ -118,7 +110,7 @@ test('a watch on one instance receives every event appended on either, in the sa
 
 test('concurrent appends from two instances get distinct, consecutive seqs', async (t) => {
   if (!requireRedis(t)) return;
-  const [a, b] = stores(t, 2, { url: shared!.url });
+  const [a, b] = stores(t, 2, { url: sharedRedis.url });
   const sizes = Array.from({ length: 100 }, (_, i) => (i % 4) + 1);
   const firsts = await Promise.all(sizes.map((size, i) => (i % 2 === 0 ? a! : b!).append('ch', Array.from({ length: size }, () => 'data: x\n'))));
   const seqs = firsts.flatMap((first, i) => range(first, first + sizes[i]! - 1)).sort((x, y) => x - y);
@@ -130,7 +122,7 @@ test('concurrent appends from two instances get distinct, consecutive seqs', asy
 
 test('a watch starts at the head: events appended before it are not delivered, events after are', async (t) => {
   if (!requireRedis(t)) return;
-  const [a, b] = stores(t, 2, { url: shared!.url });
+  const [a, b] = stores(t, 2, { url: sharedRedis.url });
   await a!.append('ch', ['data: before 1\n', 'data: before 2\n']);
   const watcher = record(b!, 'ch');
   assert.equal(await watcher.watch.ready, 2);
@@ -142,9 +134,9 @@ test('a watch starts at the head: events appended before it are not delivered, e
 
 test('a missed pub/sub message is filled from the log: in order, none twice, no gap', async (t) => {
   if (!requireRedis(t)) return;
-  const keyPrefix = `redis-test-${++prefixes}:`;
-  const [a, b] = stores(t, 2, { url: shared!.url, keyPrefix });
-  const raw = rawClient(t, shared!.url);
+  const keyPrefix = uniqueKeyPrefix('redis-store');
+  const [a, b] = stores(t, 2, { url: sharedRedis.url, keyPrefix });
+  const raw = rawClient(t, sharedRedis.url);
   const watcher = record(b!, 'ch');
   await watcher.watch.ready;
 
@@ -176,9 +168,9 @@ test('a missed pub/sub message is filled from the log: in order, none twice, no 
 
 test('a gap that history no longer covers is skipped, and delivery carries on', async (t) => {
   if (!requireRedis(t)) return;
-  const keyPrefix = `redis-test-${++prefixes}:`;
-  const [a, b] = stores(t, 2, { url: shared!.url, keyPrefix, maxEvents: 3 });
-  const raw = rawClient(t, shared!.url);
+  const keyPrefix = uniqueKeyPrefix('redis-store');
+  const [a, b] = stores(t, 2, { url: sharedRedis.url, keyPrefix, maxEvents: 3 });
+  const raw = rawClient(t, sharedRedis.url);
   const watcher = record(b!, 'ch');
   await watcher.watch.ready;
   await a!.append('ch', ['data: 1\n']);
@@ -196,9 +188,9 @@ test('a gap that history no longer covers is skipped, and delivery carries on', 
 
 test('watches on one channel share a subscription; the last close unsubscribes and stops delivery', async (t) => {
   if (!requireRedis(t)) return;
-  const keyPrefix = `redis-test-${++prefixes}:`;
-  const [a, b] = stores(t, 2, { url: shared!.url, keyPrefix });
-  const raw = rawClient(t, shared!.url);
+  const keyPrefix = uniqueKeyPrefix('redis-store');
+  const [a, b] = stores(t, 2, { url: sharedRedis.url, keyPrefix });
+  const raw = rawClient(t, sharedRedis.url);
   const feed = `${keyPrefix}{ch}:feed`;
   const subscribers = async (): Promise<number> => Number(((await raw.pubsub('NUMSUB', feed)) as [string, number])[1]);
 
@@ -290,7 +282,7 @@ test('close() releases everything: a process that used stores (one connected and
   const storeModule = fileURLToPath(new URL('../src/history/redis-store.ts', import.meta.url));
   const script = `
     const { RedisEventStore } = await import(${JSON.stringify(storeModule)});
-    const up = new RedisEventStore({ url: ${JSON.stringify(shared!.url)}, keyPrefix: 'exit-test:' });
+    const up = new RedisEventStore({ url: ${JSON.stringify(sharedRedis.url)}, keyPrefix: 'exit-test:' });
     const down = new RedisEventStore({ url: 'redis://127.0.0.1:1' });
     const received = [];
     const watch = up.watch('ch', (events) => received.push(...events));

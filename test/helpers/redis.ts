@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { TestContext } from 'node:test';
+import { after, before, type TestContext } from 'node:test';
 import { findOnPath, requireProgram } from './requirements.js';
 import { freePort } from './server.js';
 
@@ -44,6 +44,34 @@ process.once('exit', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/**
+ * One redis-server for all tests of the calling file: started before them
+ * (when the binary exists; each test still calls requireRedis) and stopped
+ * after them. `url` is only read inside tests.
+ */
+export function redisForFile(): { readonly url: string } {
+  let server: RunningRedis | undefined;
+  before(async () => {
+    if (redisAvailable()) server = await startRedis();
+  });
+  after(async () => {
+    await server?.stop();
+  });
+  return {
+    get url(): string {
+      if (server === undefined) throw new Error('redis-server is not running (call requireRedis(t) first)');
+      return server.url;
+    },
+  };
+}
+
+let keyPrefixes = 0;
+
+/** A key prefix no other test (nor an earlier run on a reused Redis) has used. */
+export function uniqueKeyPrefix(label: string): string {
+  return `${label}-${process.pid}-${++keyPrefixes}-${Date.now()}:`;
+}
 
 export function redisAvailable(): boolean {
   return findOnPath('redis-server') !== null;
