@@ -22,10 +22,11 @@
 //   BENCH_ES_PUBLISH [writable]     'writable' (createChannelWritable writes) or 'publishEvent'
 //   BENCH_FANOUT_JSON               if set, a file to write every round's raw measurements to
 import { execFileSync, fork } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { connect, wallNow } from './fanout/ipc.js';
 import { envInt } from './env.js';
+import { machineLoad, machineSnapshot } from './machine-load.js';
 
 const SERVER = fileURLToPath(new URL('./fanout/server.js', import.meta.url));
 const CLIENT = fileURLToPath(new URL('./fanout/client.js', import.meta.url));
@@ -84,45 +85,6 @@ function openFileLimit() {
 }
 
 const cpuMicros = (usage) => usage.user + usage.system;
-
-// ---------------------------------------------------------------------------
-// Machine load (Linux /proc): how much CPU went to things other than the
-// benchmark's own processes, and how much the hypervisor stole. Both skew
-// results on a shared 2-core machine, so they are reported with them.
-
-function procTicks(pid) {
-  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]); // utime + stime, all threads
-}
-
-function machineSnapshot(pids) {
-  try {
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = readFileSync('/proc/stat', 'utf8')
-      .split('\n')[0]
-      .trim()
-      .split(/\s+/)
-      .slice(1)
-      .map(Number);
-    let ours = 0;
-    for (const pid of pids) ours += procTicks(pid);
-    return { at: performance.now(), busy: user + nice + system + irq + softirq, ours, steal };
-  } catch {
-    return null;
-  }
-}
-
-/** CPU of other processes and stolen CPU, in % of one core, between two snapshots. */
-function machineLoad(a, b) {
-  if (a === null || b === null) return { otherPct: NaN, stealPct: NaN };
-  const ticksPerSec = 100; // USER_HZ
-  const seconds = (b.at - a.at) / 1000;
-  const other = b.busy - a.busy - (b.ours - a.ours);
-  return {
-    otherPct: (Math.max(0, other) / ticksPerSec / seconds) * 100,
-    stealPct: ((b.steal - a.steal) / ticksPerSec / seconds) * 100,
-  };
-}
 
 // ---------------------------------------------------------------------------
 

@@ -35,10 +35,11 @@
 //   BENCH_REPLAY_SERVER_PROF           if set, a directory for the server child's --cpu-prof profile
 //   BENCH_REPLAY_JSON                  if set, a file to write every measurement's raw numbers to
 import { fork } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { connect } from './fanout/ipc.js';
 import { envInt } from './env.js';
+import { machineLoad, machineSnapshot } from './machine-load.js';
 
 const SERVER = fileURLToPath(new URL('./replay/server.js', import.meta.url));
 const CLIENT = fileURLToPath(new URL('./replay/client.js', import.meta.url));
@@ -79,39 +80,6 @@ async function until(what, predicate, timeoutMs = 10_000) {
 }
 
 const cpuMs = (usage) => (usage.user + usage.system) / 1000;
-
-// ---------------------------------------------------------------------------
-// Machine load (Linux /proc), as in bench/fanout.js: CPU of other processes
-// and CPU stolen by the hypervisor, in % of one core, during a measurement.
-
-function procTicks(pid) {
-  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
-
-function machineSnapshot(pids) {
-  try {
-    const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8')
-      .split('\n')[0]
-      .trim()
-      .split(/\s+/)
-      .slice(1)
-      .map(Number);
-    let ours = 0;
-    for (const pid of pids) ours += procTicks(pid);
-    return { at: performance.now(), busy: user + nice + system + irq + softirq, ours, steal };
-  } catch {
-    return null;
-  }
-}
-
-function machineLoad(a, b) {
-  if (a === null || b === null) return { otherPct: NaN, stealPct: NaN };
-  const seconds = (b.at - a.at) / 1000;
-  const other = b.busy - a.busy - (b.ours - a.ours);
-  return { otherPct: (Math.max(0, other) / 100 / seconds) * 100, stealPct: ((b.steal - a.steal) / 100 / seconds) * 100 };
-}
 
 // ---------------------------------------------------------------------------
 

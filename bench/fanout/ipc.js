@@ -88,3 +88,12 @@ export function clockPair() {
   const b = wallNow();
   return { wall: (a + b) / 2, mono };
 }
+
+/** Starts `server` on a free loopback port; what a server child's start() answers. */
+export async function listenOnLoopback(server) {
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  return { port: server.address().port, pid: process.pid };
+}

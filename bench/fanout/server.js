@@ -2,7 +2,7 @@
 // 127.0.0.1:<free port>, driven over IPC by bench/fanout.js.
 // Usage (forked): node --expose-gc bench/fanout/server.js <impl>
 import http from 'node:http';
-import { clockPair, serve, wallNow } from './ipc.js';
+import { clockPair, listenOnLoopback, serve, wallNow } from './ipc.js';
 
 const IMPLEMENTATIONS = {
   raw: createRaw,
@@ -148,13 +148,7 @@ let cpuMark = null;
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
 serve({
-  async start() {
-    await new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', resolve);
-    });
-    return { port: server.address().port, pid: process.pid };
-  },
+  start: () => listenOnLoopback(server),
 
   count: () => impl.count(),
 

@@ -5,7 +5,7 @@
 // Usage (forked): node --expose-gc bench/replay/server.js
 import http from 'node:http';
 import { Readable } from 'node:stream';
-import { clockPair, serve, wallNow } from '../fanout/ipc.js';
+import { clockPair, listenOnLoopback, serve, wallNow } from '../fanout/ipc.js';
 
 const { EventStream, MemoryEventStore } = await import('../../dist/index.js');
 
@@ -39,13 +39,7 @@ function buildEvents(count, bytes) {
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
 serve({
-  async start() {
-    await new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', resolve);
-    });
-    return { port: server.address().port, pid: process.pid };
-  },
+  start: () => listenOnLoopback(server),
 
   /** A fresh EventStream and MemoryEventStore; the previous ones are closed. */
   async reset({ storeEvents }) {
