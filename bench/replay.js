@@ -129,11 +129,16 @@ async function measureFanout(ctx) {
   });
   const problems = checkDelivery(r.final, cfg);
   if (!problems.length && seqOf(r.summary.firstId) !== seqOf(open.openId) + 1) problems.push(`first id ${r.summary.firstId} after stream-open ${open.openId}`);
+  return measurement('fanout', r, problems, { writableFinishMs: r.finishedAt - r.startedAt });
+}
+
+/** One timed part's figures, times from its start. */
+function measurement(kind, r, problems, extra) {
   return {
-    kind: 'fanout',
+    kind,
     ms: r.summary.doneAt - r.startedAt,
     firstMs: r.summary.firstAt - r.startedAt,
-    writableFinishMs: r.finishedAt - r.startedAt,
+    ...extra,
     serverCpuMs: r.serverCpuMs,
     clientCpuMs: r.clientCpuMs,
     reads: r.summary.reads,
@@ -175,20 +180,7 @@ async function measureReplay(ctx) {
   const problems = checkDelivery(r.final, cfg);
   if (!problems.length && seqOf(r.summary.firstId) !== seqOf(open.openId) + 1) problems.push(`first replayed id ${r.summary.firstId} after ${open.openId}`);
   if (!problems.length && r.summary.lastId !== `${channel}:${head}`) problems.push(`last replayed id ${r.summary.lastId}, store head ${head}`);
-  return {
-    kind: 'replay',
-    ms: r.summary.doneAt - r.startedAt,
-    firstMs: r.summary.firstAt - r.startedAt,
-    openMs: r.openedAt - r.startedAt,
-    serverCpuMs: r.serverCpuMs,
-    clientCpuMs: r.clientCpuMs,
-    reads: r.summary.reads,
-    bytes: r.summary.bytes,
-    otherPct: r.otherPct,
-    stealPct: r.stealPct,
-    ok: problems.length === 0,
-    problems,
-  };
+  return measurement('replay', r, problems, { openMs: r.openedAt - r.startedAt });
 }
 
 async function attempt(kind, ctx) {

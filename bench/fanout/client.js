@@ -2,7 +2,7 @@
 // (plain net sockets, no http client) to one server and parses just enough
 // SSE to count events and read their publish timestamps.
 import net from 'node:net';
-import { clockPair, serve, wallNow } from './ipc.js';
+import { serve, wallNow } from './ipc.js';
 import { SseCounter } from './sse-counter.js';
 
 const CONNECT_CONCURRENCY = 64;
@@ -114,7 +114,6 @@ async function connectMany(port, n) {
   await Promise.all(Array.from({ length: Math.min(CONNECT_CONCURRENCY, n) }, worker));
 }
 
-let cpuMark = null;
 
 serve({
   async connect({ port, n }) {
@@ -174,15 +173,4 @@ serve({
     const at = (q) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
     return { count: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted.length ? sorted[sorted.length - 1] : NaN };
   },
-
-  cpuStart() {
-    cpuMark = process.cpuUsage();
-  },
-
-  cpuEnd() {
-    const { user, system } = process.cpuUsage(cpuMark);
-    return { user, system };
-  },
-
-  clock: () => clockPair(),
 });

@@ -56,8 +56,24 @@ export function connect(child, name) {
   };
 }
 
-/** Child side: runs `handlers[cmd](args)` for every message from the parent. */
-export function serve(handlers) {
+/**
+ * Child side: runs `handlers[cmd](args)` for every message from the parent.
+ * Every child also answers cpuStart / cpuEnd (its CPU between the two) and
+ * clock (see clockPair).
+ */
+export function serve(ownHandlers) {
+  let cpuMark = null;
+  const handlers = {
+    cpuStart() {
+      cpuMark = process.cpuUsage();
+    },
+    cpuEnd() {
+      const { user, system } = process.cpuUsage(cpuMark);
+      return { user, system };
+    },
+    clock: () => clockPair(),
+    ...ownHandlers,
+  };
   process.on('message', async (message) => {
     const { id, cmd, args } = message ?? {};
     if (cmd === 'exit') {

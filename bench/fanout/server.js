@@ -2,7 +2,7 @@
 // 127.0.0.1:<free port>, driven over IPC by bench/fanout.js.
 // Usage (forked): node --expose-gc bench/fanout/server.js <impl>
 import http from 'node:http';
-import { clockPair, listenOnLoopback, serve, wallNow } from './ipc.js';
+import { listenOnLoopback, serve, wallNow } from './ipc.js';
 
 const IMPLEMENTATIONS = {
   raw: createRaw,
@@ -143,7 +143,6 @@ const server = http.createServer((req, res) => {
     });
   }
 });
-let cpuMark = null;
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -159,15 +158,6 @@ serve({
     }
     const { heapUsed, rss, external, arrayBuffers } = process.memoryUsage();
     return { heapUsed, rss, external, arrayBuffers };
-  },
-
-  cpuStart() {
-    cpuMark = process.cpuUsage();
-  },
-
-  cpuEnd() {
-    const { user, system } = process.cpuUsage(cpuMark);
-    return { user, system };
   },
 
   burst({ events, bytes }) {
@@ -210,6 +200,4 @@ serve({
       step();
     });
   },
-
-  clock: () => clockPair(),
 });

@@ -8,11 +8,10 @@
 // Times are `performance.timeOrigin + performance.now()`, as on the server.
 import http from 'node:http';
 import { createParser } from 'eventsource-parser';
-import { clockPair, serve, wallNow } from '../fanout/ipc.js';
+import { serve, wallNow } from '../fanout/ipc.js';
 
 /** @type {Subscription | null} */
 let current = null;
-let cpuMark = null;
 
 class Subscription {
   constructor({ port, channel, lastEventId, via, expected, firstIndex }) {
@@ -235,15 +234,4 @@ serve({
       await new Promise((resolve) => setImmediate(resolve));
     }
   },
-
-  cpuStart() {
-    cpuMark = process.cpuUsage();
-  },
-
-  cpuEnd() {
-    const { user, system } = process.cpuUsage(cpuMark);
-    return { user, system };
-  },
-
-  clock: () => clockPair(),
 });

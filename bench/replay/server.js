@@ -5,14 +5,13 @@
 // Usage (forked): node --expose-gc bench/replay/server.js
 import http from 'node:http';
 import { Readable } from 'node:stream';
-import { clockPair, listenOnLoopback, serve, wallNow } from '../fanout/ipc.js';
+import { listenOnLoopback, serve, wallNow } from '../fanout/ipc.js';
 
 const { EventStream, MemoryEventStore } = await import('../../dist/index.js');
 
 /** The current EventStream; each measurement gets a fresh one (and a fresh store). */
 let es = null;
 let store = null;
-let cpuMark = null;
 
 const server = http.createServer((req, res) => {
   const match = /^\/events\/([A-Za-z0-9_-]+)(?:\?.*)?$/.exec(req.url ?? '');
@@ -78,16 +77,5 @@ serve({
       await tick();
     }
   },
-
-  cpuStart() {
-    cpuMark = process.cpuUsage();
-  },
-
-  cpuEnd() {
-    const { user, system } = process.cpuUsage(cpuMark);
-    return { user, system };
-  },
-
-  clock: () => clockPair(),
 });
 
