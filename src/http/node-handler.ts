@@ -2,9 +2,10 @@ import { Http2ServerResponse } from 'node:http2';
 import type { ChannelHub } from '../channel/hub.js';
 import { SHUTTING_DOWN, type EventStreamCore } from '../core.js';
 import { EventStoreError, EventStreamClosedError } from '../errors.js';
+import { responseSink } from './chunked-socket-sink.js';
 import { EVENT_STREAM_HEADERS } from './headers.js';
 import { respondPlainText } from './respond.js';
-import type { EventSink, SseRequest, SseResponse } from './types.js';
+import type { SseRequest, SseResponse } from './types.js';
 
 /**
  * Serves one Node request (HTTP/1 or the HTTP/2 compatibility API): refuses
@@ -59,7 +60,7 @@ export async function serveNodeRequest(
       res.writeHead(200, EVENT_STREAM_HEADERS);
       // Proxies and browsers learn at once that the stream started. (HTTP/2 sends headers on writeHead.)
       (res as { flushHeaders?: () => void }).flushHeaders?.();
-      core.openStream(res as unknown as EventSink, hubs, admission.resume);
+      core.openStream(responseSink(res), hubs, admission.resume);
     }
   }
 }

@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import net from 'node:net';
+import { test } from 'node:test';
+import { EventStream } from '../src/index.js';
+import { cleanups } from './helpers/requirements.js';
+import { listen } from './helpers/server.js';
+import { RecordingEventSource, until } from './helpers/sse-client.js';
+
+/**
+ * HTTP/1 on the wire, read byte by byte from a plain socket: a stream's body
+ * is framed as HTTP/1.1 chunks written straight to the socket (each frame's
+ * framing built once for all clients), so these tests check what no HTTP
+ * client would show: exact chunk sizes, the last chunk, the connection
+ * after the stream, and the cases that must go through `res.write()`.
+ */
+
+/** A client connection that records every byte it receives. */
+class RawConnection {
+  readonly socket: net.Socket;
+  private data = Buffer.alloc(0);
+  closed = false;
+
+  constructor(port: number) {
+    this.socket = net.connect(port, '127.0.0.1');
+    this.socket.on('data', (chunk: Buffer) => (this.data = Buffer.concat([this.data, chunk])));
+    this.socket.on('close', () => (this.closed = true));
+    this.socket.on('error', () => {});
+  }
+
+  send(text: string): void {
+    this.socket.write(text);
+  }
+
+  text(): string {
+    return this.data.toString('latin1');
+  }
+
+  async waitFor(what: string, predicate: (text: string) => boolean, timeoutMs = 5000): Promise<void> {
+    await until(() => predicate(this.text()), timeoutMs, `${what}; got so far: ${JSON.stringify(this.text())}`);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+interface ParsedResponse {
+  head: string;
+  body: string;
+  /** Chunk sizes as framed, the last (0) included; null for a body that is not chunked. */
+  chunks: number[] | null;
+  /** Bytes after this response (the next response on the connection). */
+  rest: string;
+}
+
+/** Parses one response from `text` strictly; throws on any framing error or when it is incomplete. */
+function parseResponse(text: string): ParsedResponse {
+  const headEnd = text.indexOf('\r\n\r\n');
+  if (headEnd === -1) throw new Error('incomplete head');
+  const head = text.slice(0, headEnd);
+  let pos = headEnd + 4;
+  if (!/\r\ntransfer-encoding: chunked/i.test(head)) {
+    const length = /\r\ncontent-length: *(\d+)/i.exec(head);
+    // Without a length the body runs to the end of the connection.
+    if (length === null) return { head, body: text.slice(pos), chunks: null, rest: '' };
+    const end = pos + Number(length[1]);
+    if (text.length < end) throw new Error('incomplete body');
+    return { head, body: text.slice(pos, end), chunks: null, rest: text.slice(end) };
+  }
+  const chunks: number[] = [];
+  let body = '';
+  for (;;) {
+    const lineEnd = text.indexOf('\r\n', pos);
+    if (lineEnd === -1) throw new Error('incomplete chunk size line');
+    const sizeText = text.slice(pos, lineEnd);
+    assert.match(sizeText, /^[0-9a-f]+$/, `chunk size line ${JSON.stringify(sizeText)}`);
+    const size = parseInt(sizeText, 16);
+    chunks.push(size);
+    pos = lineEnd + 2;
+    if (size === 0) {
+      assert.equal(text.slice(pos, pos + 2), '\r\n', 'the last chunk ends with an empty line (no trailers)');
+      return { head, body, chunks, rest: text.slice(pos + 2) };
+    }
+    if (text.length < pos + size + 2) throw new Error('incomplete chunk');
+    body += text.slice(pos, pos + size);
+    assert.equal(text.slice(pos + size, pos + size + 2), '\r\n', `CRLF after a chunk of ${size} bytes`);
+    pos += size + 2;
+  }
+}
+
+const complete = (text: string): boolean => {
+  try {
+    parseResponse(text);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+function expectedEvents(channel: string, firstSeq: number, values: readonly number[]): string {
+  return values.map((value, i) => `event: n\ndata: ${value}\nid: ${channel}:${firstSeq + i}\n\n`).join('');
+}
+
+/** The sequence number in the stream-open event's id, where the stream starts. */
+function openSeq(body: string, channel: string): number {
+  const match = new RegExp(`^event: stream-open\\ndata: \\nid: ${channel}:(\\d+)\\n\\n`).exec(body);
+  assert.ok(match, `the body starts with stream-open: ${JSON.stringify(body.slice(0, 80))}`);
+  return Number(match[1]);
+}
+
+test('HTTP/1.1: every chunk is framed exactly, the stream ends with the last chunk, and the connection then serves its next request', async (t) => {
+  const defer = cleanups(t);
+  const eventStream = new EventStream({ keepAliveInterval: 0 });
+  const events = eventStream('wire');
+  const server = await listen((req, res) => {
+    if (req.url === '/plain') res.end('plain answer');
+    else void events(req, res);
+  });
+  defer(() => server.close());
+  const client = new RawConnection(server.port);
+  defer(() => client.close());
+
+  client.send('GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
+  await client.waitFor('stream-open', (text) => text.includes('stream-open'));
+  for (const value of [1, 22, 333]) await eventStream.publishEvent('wire', { event: 'n', data: value });
+  await client.waitFor('three events', (text) => text.includes('data: 333'));
+  await eventStream.close();
+  await client.waitFor('the last chunk', complete);
+
+  const response = parseResponse(client.text());
+  assert.match(response.head, /^HTTP\/1\.1 200 OK\r\n/);
+  const start = openSeq(response.body, 'wire');
+  assert.equal(response.body, `event: stream-open\ndata: \nid: wire:${start}\n\n${expectedEvents('wire', start + 1, [1, 22, 333])}`);
+  // One chunk for the opening event, one per event (each published alone), then the last chunk.
+  assert.equal(response.chunks!.length, 5);
+  assert.equal(response.rest, '');
+
+  client.send('GET /plain HTTP/1.1\r\nHost: x\r\n\r\n');
+  await client.waitFor('the next response', (text) => text.endsWith('plain answer'));
+  const next = parseResponse(parseResponse(client.text()).rest);
+  assert.match(next.head, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.equal(next.body, 'plain answer');
+  assert.equal(client.closed, false, 'the connection is still open');
+});
+
+test('HTTP/1.0: the body is plain SSE, not chunked, and ends when the connection closes', async (t) => {
+  const defer = cleanups(t);
+  const eventStream = new EventStream({ keepAliveInterval: 0 });
+  const server = await listen((req, res) => void eventStream('old')(req, res));
+  defer(() => server.close());
+  const client = new RawConnection(server.port);
+  defer(() => client.close());
+
+  client.send('GET /events HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n');
+  await client.waitFor('stream-open', (text) => text.includes('stream-open'));
+  for (const value of [5, 6]) await eventStream.publishEvent('old', { event: 'n', data: value });
+  await client.waitFor('two events', (text) => text.includes('data: 6'));
+  await eventStream.close();
+  await until(() => client.closed, 5000, 'the server to close the connection');
+
+  const response = parseResponse(client.text());
+  assert.doesNotMatch(response.head, /transfer-encoding/i);
+  const start = openSeq(response.body, 'old');
+  assert.equal(response.body, `event: stream-open\ndata: \nid: old:${start}\n\n${expectedEvents('old', start + 1, [5, 6])}`);
+});
+
+test('a stream requested behind a pending response on the same connection starts after it, intact', async (t) => {
+  const defer = cleanups(t);
+  const eventStream = new EventStream({ keepAliveInterval: 0 });
+  const events = eventStream('queued');
+  const server = await listen((req, res) => {
+    if (req.url === '/slow') setTimeout(() => res.end('slow answer'), 300);
+    else void events(req, res);
+  });
+  defer(() => server.close());
+  const client = new RawConnection(server.port);
+  defer(() => client.close());
+
+  // Pipelined: Node answers in order, so the stream's response waits for the slow one.
+  client.send('GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
+  await until(() => eventStream.stats().streams === 1, 5000, 'the stream to open');
+  await eventStream.publishEvent('queued', { event: 'n', data: 1 });
+  await client.waitFor('the stream after the slow answer', (text) => text.includes('data: 1'), 5000);
+  await eventStream.publishEvent('queued', { event: 'n', data: 2 });
+  await client.waitFor('the second event', (text) => text.includes('data: 2'));
+  await eventStream.close();
+  await client.waitFor('the last chunk of the stream', (text) => complete(text) && complete(parseResponse(text).rest));
+
+  const first = parseResponse(client.text());
+  assert.equal(first.body, 'slow answer');
+  const stream = parseResponse(first.rest);
+  const start = openSeq(stream.body, 'queued');
+  assert.equal(stream.body, `event: stream-open\ndata: \nid: queued:${start}\n\n${expectedEvents('queued', start + 1, [1, 2])}`);
+});
+
+test('a middleware that replaces res.write (a byte counter, compression) still sees every byte', async (t) => {
+  const defer = cleanups(t);
+  const eventStream = new EventStream({ keepAliveInterval: 0 });
+  const events = eventStream('counted');
+  let written = '';
+  const server = await listen((req: IncomingMessage, res: ServerResponse) => {
+    const write = res.write;
+    res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]): boolean {
+      written += Buffer.isBuffer(chunk) ? chunk.toString('utf8') : String(chunk);
+      return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+    } as ServerResponse['write'];
+    void events(req, res);
+  });
+  defer(() => server.close());
+  const source = new RecordingEventSource(`${server.url}/events`, ['n']);
+  defer(() => source.close());
+  await source.opened;
+  for (const value of [7, 8]) await eventStream.publishEvent('counted', { event: 'n', data: value });
+  await source.waitFor(2, 'n');
+  assert.deepEqual(
+    source.events.map((event) => event.data),
+    ['7', '8'],
+  );
+  const start = openSeq(written, 'counted');
+  assert.equal(written, `event: stream-open\ndata: \nid: counted:${start}\n\n${expectedEvents('counted', start + 1, [7, 8])}`);
+});
