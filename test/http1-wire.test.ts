@@ -220,3 +220,29 @@ test('a middleware that replaces res.write (a byte counter, compression) still s
   const start = openSeq(written, 'counted');
   assert.equal(written, `event: stream-open\ndata: \nid: counted:${start}\n\n${expectedEvents('counted', start + 1, [7, 8])}`);
 });
+
+test('HEAD gets the stream headers and no body, opens no stream, and the connection serves its next request', async (t) => {
+  const defer = cleanups(t);
+  const eventStream = new EventStream({ keepAliveInterval: 0 });
+  const events = eventStream('heads');
+  const server = await listen((req, res) => {
+    if (req.url === '/plain') res.end('plain answer');
+    else void events(req, res);
+  });
+  defer(() => server.close());
+  defer(() => eventStream.close());
+  const client = new RawConnection(server.port);
+  defer(() => client.close());
+
+  client.send('HEAD /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\nGET /plain HTTP/1.1\r\nHost: x\r\n\r\n');
+  await client.waitFor('both answers', (text) => text.endsWith('plain answer'));
+  const text = client.text();
+  const headEnd = text.indexOf('\r\n\r\n');
+  const head = text.slice(0, headEnd);
+  assert.match(head, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.match(head, /\r\ncontent-type: text\/event-stream; charset=utf-8/i);
+  const next = parseResponse(text.slice(headEnd + 4));
+  assert.equal(next.body, 'plain answer');
+  assert.equal(eventStream.stats().streams, 0);
+  assert.equal(eventStream.stats().hubs, 0);
+});

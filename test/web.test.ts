@@ -129,6 +129,17 @@ test('a web request that is already aborted, or bad, opens nothing', async () =>
   assert.equal(closed.status, 503);
 });
 
+test('a HEAD request gets the stream headers and no body, and subscribes nothing', async () => {
+  const eventStream = new EventStream();
+  const response = await eventStream.respond(new Request('http://x/', { method: 'HEAD' }), 'head-web');
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+  assert.equal(response.body, null);
+  assert.deepEqual(eventStream.stats().channels, {});
+  assert.equal(eventStream.stats().streams, 0);
+  await eventStream.close();
+});
+
 test('a slow web consumer is dropped at the byte bound like a Node response', async () => {
   const eventStream = new EventStream({ maxBufferBytes: 64 * 1024 });
   const response = await eventStream.respond(new Request('http://x/'), 'web-slow');

@@ -44,6 +44,12 @@ export async function serveNodeRequest(
       retryLater(res, admission.body);
       return;
     case 'stream': {
+      // The head of a stream and no stream: Node sends no body for HEAD, so nothing would ever end it.
+      if (req.method === 'HEAD') {
+        res.writeHead(200, EVENT_STREAM_HEADERS);
+        res.end();
+        return;
+      }
       let hubs: ChannelHub[];
       try {
         hubs = await core.prepareStream(admission.channels);

@@ -37,6 +37,8 @@ export async function serveWebRequest(
     case 'retry-later':
       return retryLater(admission.body);
     case 'stream': {
+      // The head of a stream and no stream: a body nobody reads would hold the subscription open.
+      if (request.method === 'HEAD') return new Response(null, { status: 200, headers: EVENT_STREAM_HEADERS });
       let hubs: ChannelHub[];
       try {
         hubs = await core.prepareStream(admission.channels);
