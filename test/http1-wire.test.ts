@@ -246,3 +246,48 @@ test('HEAD gets the stream headers and no body, opens no stream, and the connect
   assert.equal(eventStream.stats().streams, 0);
   assert.equal(eventStream.stats().hubs, 0);
 });
+
+test('HTTP/1.1: a burst and 1 MiB events arrive as exact chunks, through the socket backing up and draining', async (t) => {
+  const defer = cleanups(t);
+  const eventStream = new EventStream({ keepAliveInterval: 0, maxBufferBytes: 128 * 1024 * 1024 });
+  let serverResponse: ServerResponse | null = null;
+  const server = await listen((req, res) => {
+    serverResponse = res;
+    void eventStream('big')(req, res);
+  });
+  defer(() => server.close());
+  const client = new RawConnection(server.port);
+  defer(() => client.close());
+
+  client.send('GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
+  await client.waitFor('stream-open', (text) => text.includes('stream-open'));
+  // The client stops reading, so the server's socket backs up once the kernel's buffers are full.
+  client.socket.pause();
+  const writable = eventStream.createChannelWritable('big');
+  const write = (event: { event: string; data: unknown }): Promise<void> =>
+    new Promise((resolve, reject) => writable.write(event, (error) => (error ? reject(error) : resolve())));
+  const values = Array.from({ length: 300 }, (_, i) => i);
+  for (const value of values) void write({ event: 'n', data: value });
+  const large = 'z'.repeat(1024 * 1024);
+  let larges = 0;
+  while (serverResponse!.writableLength === 0) {
+    assert.ok(larges < 100, 'the socket backs up within 100 MiB');
+    await write({ event: 'n', data: large });
+    larges++;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  client.socket.resume();
+  await client.waitFor(`${larges} large events`, (text) => text.split(large).length - 1 === larges, 30_000);
+  writable.end();
+  await eventStream.close();
+  await client.waitFor('the last chunk', complete);
+
+  const response = parseResponse(client.text());
+  const start = openSeq(response.body, 'big');
+  let expected = `event: stream-open\ndata: \nid: big:${start}\n\n` + expectedEvents('big', start + 1, values);
+  for (let i = 0; i < larges; i++) expected += `event: n\ndata: "${large}"\nid: big:${start + 301 + i}\n\n`;
+  assert.equal(response.body.length, expected.length);
+  assert.ok(response.body === expected, 'the body is exactly the events, in order');
+  assert.ok(Math.max(...response.chunks!) > 1024 * 1024, 'a large event is one chunk');
+  assert.equal(eventStream.stats().slowClientsDropped, 0);
+});

@@ -3,24 +3,25 @@ import type { Socket } from 'node:net';
 import type { EventSink } from './types.js';
 
 /**
- * Chunked framings of buffers already sent once. A hub frame's bytes are one
- * Buffer shared by every subscriber, so its framing is built once per frame
- * too, not once per client; entries go with their buffers.
+ * The last chunk framed and its framing. A hub hands one frame's shared bytes
+ * to all its subscribers in one synchronous loop, so consecutive writes are
+ * the same Buffer: its framing is built once per frame, not once per client,
+ * and a chunk of one client alone just replaces the entry.
  */
-const framings = new WeakMap<Buffer, Buffer>();
+let lastChunk: Buffer | null = null;
+let lastFraming: Buffer | null = null;
 
 /** `chunk` as one HTTP/1.1 chunk: size in hex, CRLF, the bytes, CRLF. */
 export function chunkFraming(chunk: Buffer): Buffer {
-  let framed = framings.get(chunk);
-  if (framed === undefined) {
-    const size = `${chunk.length.toString(16)}\r\n`;
-    framed = Buffer.allocUnsafe(size.length + chunk.length + 2);
-    framed.write(size, 0, 'latin1');
-    chunk.copy(framed, size.length);
-    framed[framed.length - 2] = 0x0d;
-    framed[framed.length - 1] = 0x0a;
-    framings.set(chunk, framed);
-  }
+  if (chunk === lastChunk) return lastFraming!;
+  const size = `${chunk.length.toString(16)}\r\n`;
+  const framed = Buffer.allocUnsafe(size.length + chunk.length + 2);
+  framed.write(size, 0, 'latin1');
+  chunk.copy(framed, size.length);
+  framed[framed.length - 2] = 0x0d;
+  framed[framed.length - 1] = 0x0a;
+  lastChunk = chunk;
+  lastFraming = framed;
   return framed;
 }
 
