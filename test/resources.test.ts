@@ -6,14 +6,15 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
 import { EventStream } from '../src/index.js';
+import { cleanups } from './helpers/requirements.js';
 import { listen } from './helpers/server.js';
 import { RecordingEventSource, until } from './helpers/sse-client.js';
 
 // Keep-alive timers are unref'd, so process.getActiveResourcesInfo() would not see them: track every Timeout's life.
-const liveTimeouts = new Set<number>();
+const liveTimeouts = new Map<number, object>();
 createHook({
-  init(asyncId, type) {
-    if (type === 'Timeout') liveTimeouts.add(asyncId);
+  init(asyncId, type, _triggerAsyncId, resource) {
+    if (type === 'Timeout') liveTimeouts.set(asyncId, resource);
   },
   destroy(asyncId) {
     liveTimeouts.delete(asyncId);
@@ -24,19 +25,33 @@ function activeTimers(): number {
   return liveTimeouts.size;
 }
 
-test('a client that never reads is dropped while five others receive everything', async () => {
+/** Live timers with this period (Node's Timeout keeps it in `_idleTimeout`), to tell ours from the test's and Node's own. */
+function activeTimersOf(periodMs: number): number {
+  let count = 0;
+  for (const timeout of liveTimeouts.values()) {
+    if ((timeout as { _idleTimeout?: number })._idleTimeout === periodMs) count++;
+  }
+  return count;
+}
+
+test('a client that never reads is dropped while five others receive everything', async (t) => {
+  const defer = cleanups(t);
   const maxBufferBytes = 256 * 1024;
   const eventStream = new EventStream({ maxBufferBytes });
+  defer(() => eventStream.close());
   const server = await listen((req, res) => void eventStream.run(req, res, 'firehose'));
+  defer(() => server.close());
 
   // A raw socket that sends a request and then never reads a byte.
   const stuck = net.connect(server.port, '127.0.0.1');
   stuck.pause();
   const stuckClosed = new Promise<void>((resolve) => stuck.on('close', () => resolve()));
   stuck.on('error', () => {});
+  defer(() => stuck.destroy());
   stuck.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n');
 
   const readers = Array.from({ length: 5 }, () => new RecordingEventSource(server.url));
+  defer(() => readers.forEach((reader) => reader.close()));
   await Promise.all(readers.map((reader) => reader.opened));
   await until(() => eventStream.stats().channels.firehose === 6, 5000, 'six subscribers');
 
@@ -61,17 +76,19 @@ test('a client that never reads is dropped while five others receive everything'
 
   for (const reader of readers) reader.close();
   await until(() => eventStream.stats().streams === 0);
-  await server.close();
-  await eventStream.close();
 });
 
-test('thousands of connect/disconnect cycles return hubs, streams, listeners and timers to baseline', async () => {
+test('thousands of connect/disconnect cycles return hubs, streams, listeners and timers to baseline', async (t) => {
+  const defer = cleanups(t);
   const eventStream = new EventStream({ keepAliveInterval: 60_000 });
+  defer(() => eventStream.close());
   const server = await listen((req, res) => {
     const channel = new URL(req.url ?? '/', 'http://x').searchParams.get('c') ?? 'x';
     void eventStream.run(req, res, [channel, 'shared']);
   });
+  defer(() => server.close());
   const agent = new http.Agent({ keepAlive: false, maxSockets: 50 });
+  defer(() => agent.destroy());
 
   const openAndDrop = (i: number): Promise<void> =>
     new Promise((resolve, reject) => {
@@ -90,31 +107,33 @@ test('thousands of connect/disconnect cycles return hubs, streams, listeners and
   const timersBefore = activeTimers();
   const listenersBefore = server.server.listenerCount('request') + server.server.listenerCount('connection');
 
+  // The keep-alive clock ticks four times per interval: 60 s / 4.
+  const keepAlivePeriod = 15_000;
+  assert.equal(activeTimersOf(keepAlivePeriod), 0, 'no keep-alive timer without streams');
   const cycles = 3000;
   let peakStreams = 0;
-  let peakTimers = 0;
+  let peakKeepAliveTimers = 0;
   const publisher = setInterval(() => {
-    peakStreams = Math.max(peakStreams, eventStream.stats().streams);
-    peakTimers = Math.max(peakTimers, activeTimers());
+    const { streams } = eventStream.stats();
+    peakStreams = Math.max(peakStreams, streams);
+    if (streams > 0) peakKeepAliveTimers = Math.max(peakKeepAliveTimers, activeTimersOf(keepAlivePeriod));
     void eventStream.publishEvent('shared', { data: 'tick' });
   }, 2);
+  defer(() => clearInterval(publisher));
   for (let start = 0; start < cycles; start += 50) {
     await Promise.all(Array.from({ length: 50 }, (_, i) => openAndDrop(start + i)));
   }
   clearInterval(publisher);
   assert.ok(peakStreams > 0, 'streams were open during the cycles');
-  // The hook does see the keep-alive clock's timer while streams live, so the check below can fail on a leak.
-  assert.ok(peakTimers > timersBefore, `the keep-alive timer was live (peak ${peakTimers}, before ${timersBefore})`);
+  // The hook sees the keep-alive clock's timer while streams live (so the checks below can fail on a leak), and there is one per instance, not one per stream.
+  assert.equal(peakKeepAliveTimers, 1, 'one keep-alive timer while streams were open');
 
   await until(() => eventStream.stats().streams === 0, 10_000, 'streams back to 0');
   const stats = eventStream.stats();
   assert.equal(stats.hubs, 0);
   assert.deepEqual(stats.channels, {});
-  // Unrelated timers (the test's own polling) may come and go; keep-alive timers must all be gone.
+  assert.equal(activeTimersOf(keepAlivePeriod), 0, 'the keep-alive timer stopped with the last stream');
+  // Unrelated timers (the test's own polling, Node's sockets) may come and go, but none accumulate.
   assert.ok(activeTimers() <= timersBefore, `live timers ${activeTimers()} > baseline ${timersBefore}`);
   assert.equal(server.server.listenerCount('request') + server.server.listenerCount('connection'), listenersBefore);
-
-  agent.destroy();
-  await server.close();
-  await eventStream.close();
 });

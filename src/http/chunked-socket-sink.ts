@@ -44,8 +44,8 @@ class ChunkedSocketSink implements EventSink {
   }
 
   write(chunk: Buffer): boolean {
-    // Gone: 'close' on res follows and ends the stream.
-    if (this.socket.destroyed) return true;
+    // Gone: 'close' on res follows and ends the stream. Empty: framed, it would be the last chunk.
+    if (this.socket.destroyed || chunk.length === 0) return true;
     return this.socket.write(chunkFraming(chunk));
   }
 
