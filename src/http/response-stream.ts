@@ -26,7 +26,9 @@ export interface ResponseStreamHost {
 
 /**
  * One SSE response: a Transform (through2) fed with frames by each of its
- * channel hubs, whose output is written to `res`.
+ * channel hubs, whose output is written to `res` (an EventSink: the response
+ * itself, or for HTTP/1.1 its socket with shared chunk framing, see
+ * chunked-socket-sink.ts).
  *
  * - It knows where the client stands in each channel and sends each event
  *   once: frames it has already sent (replayed, or overlapping the hub's
@@ -90,7 +92,7 @@ export class ResponseStream implements KeepAliveTarget {
       },
     );
     this.transform.on('error', () => this.close());
-    // Flowing mode: each pushed chunk reaches res.write() synchronously.
+    // Flowing mode: each pushed chunk reaches the sink's write() synchronously.
     this.transform.on('data', (chunk: Buffer) => this.write(chunk));
 
     this.onResClose = () => this.close();
