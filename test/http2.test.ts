@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import http2, {
   type ClientHttp2Session,
   type ClientHttp2Stream,
@@ -18,7 +19,8 @@ import http2, {
   type Http2ServerResponse,
   type IncomingHttpHeaders,
 } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -350,4 +352,46 @@ test('HTTP/2: eventStream.close() ends open streams cleanly', async () => {
       assert.deepEqual(h2.errors, []);
     },
   );
+});
+
+test('HTTP/1.1 over TLS on the same server (allowHTTP1): events arrive intact, then the stream ends cleanly', async () => {
+  const eventStream = new EventStream({ keepAliveInterval: 0 });
+  const handler = eventStream('tls1');
+  const server = http2.createSecureServer({ key, cert, allowHTTP1: true }, (req, res) => {
+    void handler(req, res);
+  });
+  const sockets = new Set<Socket>();
+  server.on('secureConnection', (socket) => sockets.add(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  try {
+    const events: EventSourceMessage[] = [];
+    const parser = createParser({ onEvent: (event) => events.push(event) });
+    let ended = false;
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = https.get({ host: '127.0.0.1', port, path: '/', ca: cert, agent: false, headers: { accept: 'text/event-stream' } }, resolve);
+      req.on('error', reject);
+    });
+    assert.equal(response.httpVersion, '1.1');
+    assert.equal(response.headers['transfer-encoding'], 'chunked');
+    response.setEncoding('utf8');
+    response.on('data', (chunk: string) => parser.feed(chunk));
+    response.on('end', () => (ended = true));
+    await until(() => events.some((event) => event.event === 'stream-open'), 5000, 'stream-open');
+    for (const n of [1, 2, 3]) await eventStream.publishEvent('tls1', { event: 'n', data: { n } });
+    await until(() => events.filter((event) => event.event === 'n').length === 3, 5000, 'three events');
+    assert.deepEqual(
+      events.filter((event) => event.event === 'n').map((event) => JSON.parse(event.data).n),
+      [1, 2, 3],
+    );
+    await eventStream.close();
+    // The HTTP client checks the chunked framing to the last chunk.
+    await until(() => ended, 5000, 'the response to end');
+  } finally {
+    await eventStream.close();
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      for (const socket of sockets) socket.destroy();
+    });
+  }
 });
