@@ -18,12 +18,13 @@ import { RecordingEventSource, until } from './helpers/sse-client.js';
 /** A client connection that records every byte it receives. */
 class RawConnection {
   readonly socket: net.Socket;
-  private data = Buffer.alloc(0);
+  // latin1 maps each byte to one character, so reads can be decoded one by one.
+  private received = '';
   closed = false;
 
   constructor(port: number) {
     this.socket = net.connect(port, '127.0.0.1');
-    this.socket.on('data', (chunk: Buffer) => (this.data = Buffer.concat([this.data, chunk])));
+    this.socket.on('data', (chunk: Buffer) => (this.received += chunk.toString('latin1')));
     this.socket.on('close', () => (this.closed = true));
     this.socket.on('error', () => {});
   }
@@ -33,7 +34,7 @@ class RawConnection {
   }
 
   text(): string {
-    return this.data.toString('latin1');
+    return this.received;
   }
 
   async waitFor(what: string, predicate: (text: string) => boolean, timeoutMs = 5000): Promise<void> {
