@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
-import { test } from 'node:test';
-import { EventStream } from '../src/index.js';
+import { test, type TestContext } from 'node:test';
+import { EventStream, type EventStreamOptions } from '../src/index.js';
 import { cleanups } from './helpers/requirements.js';
 import { listen } from './helpers/server.js';
 import { RecordingEventSource, until } from './helpers/sse-client.js';
@@ -110,17 +110,33 @@ function openSeq(body: string, channel: string): number {
   return Number(match[1]);
 }
 
-test('HTTP/1.1: every chunk is framed exactly, the stream ends with the last chunk, and the connection then serves its next request', async (t) => {
+/**
+ * An EventStream serving `channel` on a real server, and a raw connection to
+ * it. `/plain` answers at once and `/slow` after 300 ms, both with a short
+ * fixed body; every other path is the stream. Everything is closed after the test.
+ */
+async function streamOnRawConnection(t: TestContext, channel: string, options: EventStreamOptions = {}) {
   const defer = cleanups(t);
-  const eventStream = new EventStream({ keepAliveInterval: 0 });
-  const events = eventStream('wire');
+  const eventStream = new EventStream({ keepAliveInterval: 0, ...options });
+  defer(() => eventStream.close());
+  const events = eventStream(channel);
+  let lastStream: ServerResponse | null = null;
   const server = await listen((req, res) => {
     if (req.url === '/plain') res.end('plain answer');
-    else void events(req, res);
+    else if (req.url === '/slow') setTimeout(() => res.end('slow answer'), 300);
+    else {
+      lastStream = res;
+      void events(req, res);
+    }
   });
   defer(() => server.close());
   const client = new RawConnection(server.port);
   defer(() => client.close());
+  return { eventStream, client, lastStream: () => lastStream };
+}
+
+test('HTTP/1.1: every chunk is framed exactly, the stream ends with the last chunk, and the connection then serves its next request', async (t) => {
+  const { eventStream, client } = await streamOnRawConnection(t, 'wire');
 
   client.send('GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
   await client.waitFor('stream-open', (text) => text.includes('stream-open'));
@@ -146,12 +162,7 @@ test('HTTP/1.1: every chunk is framed exactly, the stream ends with the last chu
 });
 
 test('HTTP/1.0: the body is plain SSE, not chunked, and ends when the connection closes', async (t) => {
-  const defer = cleanups(t);
-  const eventStream = new EventStream({ keepAliveInterval: 0 });
-  const server = await listen((req, res) => void eventStream('old')(req, res));
-  defer(() => server.close());
-  const client = new RawConnection(server.port);
-  defer(() => client.close());
+  const { eventStream, client } = await streamOnRawConnection(t, 'old');
 
   client.send('GET /events HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n');
   await client.waitFor('stream-open', (text) => text.includes('stream-open'));
@@ -167,16 +178,7 @@ test('HTTP/1.0: the body is plain SSE, not chunked, and ends when the connection
 });
 
 test('a stream requested behind a pending response on the same connection starts after it, intact', async (t) => {
-  const defer = cleanups(t);
-  const eventStream = new EventStream({ keepAliveInterval: 0 });
-  const events = eventStream('queued');
-  const server = await listen((req, res) => {
-    if (req.url === '/slow') setTimeout(() => res.end('slow answer'), 300);
-    else void events(req, res);
-  });
-  defer(() => server.close());
-  const client = new RawConnection(server.port);
-  defer(() => client.close());
+  const { eventStream, client } = await streamOnRawConnection(t, 'queued');
 
   // Pipelined: Node answers in order, so the stream's response waits for the slow one.
   client.send('GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
@@ -223,17 +225,7 @@ test('a middleware that replaces res.write (a byte counter, compression) still s
 });
 
 test('HEAD gets the stream headers and no body, opens no stream, and the connection serves its next request', async (t) => {
-  const defer = cleanups(t);
-  const eventStream = new EventStream({ keepAliveInterval: 0 });
-  const events = eventStream('heads');
-  const server = await listen((req, res) => {
-    if (req.url === '/plain') res.end('plain answer');
-    else void events(req, res);
-  });
-  defer(() => server.close());
-  defer(() => eventStream.close());
-  const client = new RawConnection(server.port);
-  defer(() => client.close());
+  const { eventStream, client } = await streamOnRawConnection(t, 'heads');
 
   client.send('HEAD /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\nGET /plain HTTP/1.1\r\nHost: x\r\n\r\n');
   await client.waitFor('both answers', (text) => text.endsWith('plain answer'));
@@ -249,16 +241,7 @@ test('HEAD gets the stream headers and no body, opens no stream, and the connect
 });
 
 test('HTTP/1.1: a burst and 1 MiB events arrive as exact chunks, through the socket backing up and draining', async (t) => {
-  const defer = cleanups(t);
-  const eventStream = new EventStream({ keepAliveInterval: 0, maxBufferBytes: 128 * 1024 * 1024 });
-  let serverResponse: ServerResponse | null = null;
-  const server = await listen((req, res) => {
-    serverResponse = res;
-    void eventStream('big')(req, res);
-  });
-  defer(() => server.close());
-  const client = new RawConnection(server.port);
-  defer(() => client.close());
+  const { eventStream, client, lastStream } = await streamOnRawConnection(t, 'big', { maxBufferBytes: 128 * 1024 * 1024 });
 
   client.send('GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
   await client.waitFor('stream-open', (text) => text.includes('stream-open'));
@@ -271,7 +254,7 @@ test('HTTP/1.1: a burst and 1 MiB events arrive as exact chunks, through the soc
   for (const value of values) void write({ event: 'n', data: value });
   const large = 'z'.repeat(1024 * 1024);
   let larges = 0;
-  while (serverResponse!.writableLength === 0) {
+  while (lastStream()!.writableLength === 0) {
     assert.ok(larges < 100, 'the socket backs up within 100 MiB');
     await write({ event: 'n', data: large });
     larges++;
