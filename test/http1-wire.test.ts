@@ -161,6 +161,33 @@ test('HTTP/1.1: every chunk is framed exactly, the stream ends with the last chu
   assert.equal(client.closed, false, 'the connection is still open');
 });
 
+test('events published in one turn leave as one chunk: one socket write per client, however they were published', async (t) => {
+  const { eventStream, client } = await streamOnRawConnection(t, 'turn');
+
+  client.send('GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
+  await client.waitFor('stream-open', (text) => text.includes('stream-open'));
+  // A writable's later writes wait for the first write's callback: they must still join its frame.
+  const writable = eventStream.createChannelWritable('turn');
+  for (const value of [1, 2, 3, 4, 5]) writable.write({ event: 'n', data: value });
+  await new Promise<void>((resolve) => writable.end(resolve));
+  await client.waitFor('the writable\'s events', (text) => text.includes('data: 5'));
+  await Promise.all([6, 7, 8].map((value) => eventStream.publishEvent('turn', { event: 'n', data: value })));
+  await client.waitFor('the published events', (text) => text.includes('data: 8'));
+  await eventStream.close();
+  await client.waitFor('the last chunk', complete);
+
+  const response = parseResponse(client.text());
+  const start = openSeq(response.body, 'turn');
+  assert.equal(response.body, `event: stream-open\ndata: \nid: turn:${start}\n\n${expectedEvents('turn', start + 1, [1, 2, 3, 4, 5, 6, 7, 8])}`);
+  const opening = `event: stream-open\ndata: \nid: turn:${start}\n\n`.length;
+  assert.deepEqual(response.chunks, [
+    opening,
+    expectedEvents('turn', start + 1, [1, 2, 3, 4, 5]).length,
+    expectedEvents('turn', start + 6, [6, 7, 8]).length,
+    0,
+  ]);
+});
+
 test('HTTP/1.0: the body is plain SSE, not chunked, and ends when the connection closes', async (t) => {
   const { eventStream, client } = await streamOnRawConnection(t, 'old');
 

@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
 import express from 'express';
 import { ChannelPublisher, EventStream, InvalidChannelError, InvalidEventError } from '../src/index.js';
+import { cleanups } from './helpers/requirements.js';
 import { listen } from './helpers/server.js';
 import { RecordingEventSource, until } from './helpers/sse-client.js';
 
@@ -69,17 +70,32 @@ test('unawaited publishEvent calls keep their order', async () => {
   await teardown();
 });
 
-test('the writable has real backpressure: write() returns false and drain follows', async () => {
+test('the writable has real backpressure: while a subscriber\'s socket is backed up, write() returns false and drain follows', async (t) => {
   const { eventStream, client, teardown } = await setup('bp');
+  cleanups(t)(teardown);
   const writable = eventStream.createChannelWritable('bp');
-  let refused = 0;
-  for (let i = 0; i < 100; i++) if (!writable.write({ data: i })) refused++;
-  assert.ok(refused > 0, 'a synchronous burst beyond the high-water mark must see write() === false');
-  await new Promise((resolve) => writable.once('drain', resolve));
-  writable.end();
+  const TOTAL = 1100;
+
+  // Nothing is backed up: the hub takes a small burst as it is written, so nothing waits.
+  const small = Array.from({ length: 100 }, (_, i) => writable.write({ data: i }));
+  assert.ok(small.every(Boolean), 'a small burst to healthy subscribers is taken at once');
   await client.waitFor(100);
-  assert.deepEqual(client.events.map((e) => JSON.parse(e.data)), Array.from({ length: 100 }, (_, i) => i));
-  await teardown();
+
+  // 16 MiB written in one go backs up the client's socket (loopback buffers alone take a few MiB): the writable must hold the rest back.
+  const padding = 'x'.repeat(16 * 1024);
+  let refused = 0;
+  for (let i = 100; i < TOTAL; i++) if (!writable.write({ data: { i, padding } })) refused++;
+  assert.ok(refused > 0, 'write() returns false while a subscriber is backed up');
+  await new Promise((resolve) => writable.once('drain', resolve));
+  await new Promise<void>((resolve) => writable.end(resolve));
+  await client.waitFor(TOTAL);
+  const received = client.events.map((e) => JSON.parse(e.data) as number | { i: number; padding: string });
+  assert.deepEqual(
+    received.map((value) => (typeof value === 'number' ? value : value.i)),
+    Array.from({ length: TOTAL }, (_, i) => i),
+  );
+  assert.ok(received.slice(100).every((value) => typeof value === 'object' && value.padding === padding));
+  assert.equal(eventStream.stats().slowClientsDropped, 0, 'pacing kept the client within its buffer bound');
 });
 
 test('bad publish arguments are TypeErrors and send nothing', async () => {
