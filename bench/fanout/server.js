@@ -30,8 +30,8 @@ if (typeof globalThis.gc !== 'function') {
 const PAD = 'x'.repeat(4096);
 let sequence = 0;
 
-function makePayload(bytes) {
-  const t = Math.round(wallNow() * 1000) / 1000;
+function makePayload(bytes, at = wallNow()) {
+  const t = Math.round(at * 1000) / 1000;
   const s = sequence++;
   const ts = String(t);
   const ss = String(s);
@@ -144,6 +144,12 @@ const server = http.createServer((req, res) => {
   }
 });
 
+function percentile(values, q) {
+  if (values.length === 0) return NaN;
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
 serve({
@@ -167,35 +173,76 @@ serve({
   },
 
   /**
-   * One event every `intervalMs` for `durationMs` of wall time. A server that
-   * falls more than an interval behind does not catch up: the achieved rate
-   * drops instead, and is reported. Returns how many events had t >= from.
+   * One event every `intervalMs` for `durationMs` of wall time, in one of two modes.
+   *
+   * 'open' (the one the bars use): event k is due at start + k * intervalMs
+   * and is stamped with that due time, whenever the server gets round to
+   * publishing it. A server that falls behind publishes every overdue event,
+   * one publish call each, as soon as its loop is free, and each event's
+   * latency includes that wait. Every implementation gets the same offered load.
+   *
+   * 'closed': each event is stamped when it is published; a server that falls
+   * more than an interval behind skips ahead instead of catching up, so its
+   * achieved rate drops (and is reported) and the waiting is not measured
+   * (coordinated omission).
+   *
+   * Returns how many events were published, how many had t >= from, how
+   * late the counted ones were handed to the implementation, and how many
+   * were published per timer turn.
    */
-  steady({ intervalMs, durationMs, bytes, from }) {
+  steady({ intervalMs, durationMs, bytes, from, mode }) {
     return new Promise((resolve) => {
       const start = performance.now();
+      const wallStart = wallNow();
       const elu = performance.eventLoopUtilization();
-      let next = start;
+      const lags = [];
       let published = 0;
       let counted = 0;
-      const step = () => {
-        const payload = makePayload(bytes);
+      let turns = 0;
+      const finish = (now) =>
+        resolve({
+          published,
+          counted,
+          eventsPerTurn: published / turns,
+          publishLagP50: percentile(lags, 0.5),
+          publishLagP99: percentile(lags, 0.99),
+          elapsedMs: now - start,
+          eventLoopUtilization: performance.eventLoopUtilization(elu).utilization,
+        });
+      const publishOne = (at) => {
+        const payload = makePayload(bytes, at);
         impl.publish([payload]);
         published++;
-        if (payload.t >= from) counted++;
+        if (payload.t >= from) {
+          counted++;
+          lags.push(wallNow() - at);
+        }
+      };
+      const later = (step, due, now) => setTimeout(step, Math.max(0, Math.ceil(due - now)));
+
+      if (mode === 'open') {
+        const total = Math.floor(durationMs / intervalMs);
+        const step = () => {
+          const elapsed = performance.now() - start;
+          if (published * intervalMs <= elapsed) turns++;
+          while (published < total && published * intervalMs <= elapsed) publishOne(wallStart + published * intervalMs);
+          const now = performance.now();
+          if (published >= total) finish(now);
+          else later(step, start + published * intervalMs, now);
+        };
+        step();
+        return;
+      }
+
+      let next = start;
+      const step = () => {
+        turns++;
+        publishOne(wallNow());
         const now = performance.now();
         next += intervalMs;
         if (next < now - intervalMs) next = now;
-        if (next - start >= durationMs) {
-          resolve({
-            published,
-            counted,
-            elapsedMs: now - start,
-            eventLoopUtilization: performance.eventLoopUtilization(elu).utilization,
-          });
-          return;
-        }
-        setTimeout(step, Math.max(0, next - now));
+        if (next - start >= durationMs) finish(now);
+        else later(step, next, now);
       };
       step();
     });

@@ -44,7 +44,10 @@ export class SseCounter {
     this.status = 0;
   }
 
-  /** Feeds one socket read; `now` is the receive time the events of this read get. */
+  /**
+   * Feeds one socket read; `now` is the receive time the events of this read
+   * get. Nothing of `buf` is kept after the call returns (it may be reused).
+   */
   feed(buf, now) {
     let pos = 0;
     const len = buf.length;
