@@ -155,7 +155,7 @@ function handToHub(hub: ChannelHub, events: readonly StoredEvent[], callback: Ca
     settled = true;
     callback(error);
   });
-  if (!settled && hub.writableLength === 0 && !hub.destroyed) {
+  if (!settled && hub.writableLength === 0 && !hub.destroyed && !hub.writableEnded) {
     settled = true;
     callback();
   }
