@@ -437,6 +437,12 @@ function render(results, cfg, notes, rounds) {
           barRow(`p50 latency ms, N=${L}, 1 event/${cfg.intervalMs} ms (open loop)`, (r) => r.latLarge?.p50, BARS.latency),
           barRow(`p99 latency ms, N=${S}, 1 event/${cfg.intervalMs} ms (open loop)`, (r) => r.latSmall?.p99, BARS.latency),
           barRow(`p99 latency ms, N=${L}, open loop`, (r) => r.latLarge?.p99, null),
+          ...(cfg.closedLoop
+            ? [
+                barRow(`p50 latency ms, N=${L}, closed loop`, (r) => r.closedLarge?.p50, null),
+                barRow(`p99 latency ms, N=${S}, closed loop`, (r) => r.closedSmall?.p99, null),
+              ]
+            : []),
         ],
       ),
     );
