@@ -30,6 +30,25 @@ async function origin(eventStream: () => EventStream, prefix = '/'): Promise<Ori
 }
 
 /**
+ * The origin behind a fresh Pushpin, both closed after the test. Pushpin
+ * needs the origin's port first, so the EventStream comes later: `serve`
+ * sets it (and closes it after the test).
+ */
+async function originBehindPushpin(defer: (fn: () => unknown) => void) {
+  let eventStream: EventStream | null = null;
+  const app = await origin(() => eventStream!);
+  defer(() => app.server.close());
+  const pushpin = await startPushpin({ routes: app.server.port });
+  defer(() => pushpin.stop());
+  const serve = (served: EventStream): EventStream => {
+    eventStream = served;
+    defer(() => served.close());
+    return served;
+  };
+  return { app, pushpin, serve };
+}
+
+/**
  * A real HTTP forwarder in front of Pushpin's control API that loses the
  * publish requests `lose` picks: it answers them 200 as Pushpin would, and
  * never forwards them.
@@ -53,11 +72,7 @@ test(`reliable mode (${storeKind} store): a publish lost on the way to Pushpin i
   if (!requirePushpin(t)) return;
   if (storeKind === 'redis' && !requireRedis(t)) return;
   const defer = cleanups(t);
-  let eventStream: EventStream | null = null;
-  const app = await origin(() => eventStream!);
-  defer(() => app.server.close());
-  const pushpin = await startPushpin({ routes: app.server.port });
-  defer(() => pushpin.stop());
+  const { app, pushpin, serve } = await originBehindPushpin(defer);
   // The 4th and the 9th publish requests never reach Pushpin.
   const control = await lossyControl(pushpin, (index) => index === 3 || index === 8);
   defer(() => control.server.close());
@@ -71,8 +86,7 @@ test(`reliable mode (${storeKind} store): a publish lost on the way to Pushpin i
     // A shared store turns reliable mode on by itself.
     options = { grip, store };
   }
-  eventStream = new EventStream(options);
-  defer(() => eventStream!.close());
+  const eventStream = serve(new EventStream(options));
 
   const client = new RecordingEventSource(`${pushpin.proxyUrl}/events/sure`);
   defer(() => client.close());
@@ -98,13 +112,8 @@ test(`reliable mode (${storeKind} store): a publish lost on the way to Pushpin i
 test('behind Pushpin a client that reconnects with Last-Event-ID first gets what it missed from the history', { timeout: 60_000 }, async (t) => {
   if (!requirePushpin(t)) return;
   const defer = cleanups(t);
-  let eventStream: EventStream | null = null;
-  const app = await origin(() => eventStream!);
-  defer(() => app.server.close());
-  const pushpin = await startPushpin({ routes: app.server.port });
-  defer(() => pushpin.stop());
-  eventStream = new EventStream({ grip: { control_uri: pushpin.controlUri, verify_key: pushpin.sigKey } });
-  defer(() => eventStream!.close());
+  const { pushpin, serve } = await originBehindPushpin(defer);
+  const eventStream = serve(new EventStream({ grip: { control_uri: pushpin.controlUri, verify_key: pushpin.sigKey } }));
 
   const first = new RecordingEventSource(`${pushpin.proxyUrl}/events/back`);
   await first.opened;
