@@ -23,9 +23,22 @@ import type { EventStreamStats } from './stats.js';
 export type Admission =
   | { readonly kind: 'refuse'; readonly status: number; readonly message: string }
   | { readonly kind: 'hold'; readonly response: HoldResponse }
-  /** The store is out of reach: a 200 event stream that only tells the client when to reconnect. */
-  | { readonly kind: 'retry-later'; readonly body: string }
+  /**
+   * The stream cannot start now (the store is out of reach, or this instance
+   * is shutting down): a 200 event stream that only tells the client when to
+   * reconnect. EventSource gives up for good on any other status, which in a
+   * rolling restart would strand every client.
+   */
+  | { readonly kind: 'retry-later'; readonly reason: RetryReason; readonly body: string }
   | { readonly kind: 'stream'; readonly channels: string[]; readonly resume: StreamPosition | null };
+
+/** Why a stream is answered with only a reconnection delay. */
+export type RetryReason = 'store-unavailable' | 'shutting-down';
+
+const RETRY_REASON_TEXT: Readonly<Record<RetryReason, string>> = {
+  'store-unavailable': 'the event history is unavailable',
+  'shutting-down': 'this server is shutting down',
+};
 
 type HeaderValue = string | string[] | undefined | null;
 
@@ -42,9 +55,7 @@ export interface RequestFacts {
   resolveChannels: () => unknown;
 }
 
-export const SHUTTING_DOWN = 'Service Unavailable: the event stream is shutting down.';
-
-/** Reconnection delay a client is told while the store is out of reach, unless `clientRetry` says otherwise. */
+/** Reconnection delay a client is told when its stream cannot start now, unless `clientRetry` says otherwise. */
 const RETRY_LATER_MS = 2000;
 
 /**
@@ -80,9 +91,7 @@ export class EventStreamCore implements ResponseStreamHost {
   }
 
   async admit(facts: RequestFacts): Promise<Admission> {
-    if (this.closed) {
-      return { kind: 'refuse', status: 503, message: SHUTTING_DOWN };
-    }
+    if (this.closed) return this.retryLater('shutting-down');
     try {
       if (!acceptsEventStream(facts.accept ?? undefined)) {
         throw new HttpRequestError(406, 'Not Acceptable: this endpoint only serves text/event-stream.');
@@ -96,7 +105,7 @@ export class EventStreamCore implements ResponseStreamHost {
       return { kind: 'stream', channels, resume };
     } catch (error) {
       if (error instanceof HttpRequestError) return { kind: 'refuse', status: error.status, message: error.message };
-      if (error instanceof EventStoreError) return { kind: 'retry-later', body: this.retryLaterBody };
+      if (error instanceof EventStoreError) return this.retryLater('store-unavailable');
       throw error;
     }
   }
@@ -207,8 +216,16 @@ export class EventStreamCore implements ResponseStreamHost {
     });
   }
 
-  get retryLaterBody(): string {
-    return retryLaterText(this.clientRetry ?? RETRY_LATER_MS);
+  /** The answer for a stream that cannot start now; see Admission. */
+  retryLater(reason: RetryReason): Admission & { kind: 'retry-later' } {
+    return { kind: 'retry-later', reason, body: retryLaterText(this.clientRetry ?? RETRY_LATER_MS, RETRY_REASON_TEXT[reason]) };
+  }
+
+  /** Why a stream that was admitted could not be prepared, as the answer the client gets; other errors are rethrown. */
+  retryLaterFor(error: unknown): Admission & { kind: 'retry-later' } {
+    if (error instanceof EventStreamClosedError) return this.retryLater('shutting-down');
+    if (error instanceof EventStoreError) return this.retryLater('store-unavailable');
+    throw error;
   }
 
   stats(): EventStreamStats {

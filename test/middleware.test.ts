@@ -262,7 +262,7 @@ test('keep-alive comments are sent after the idle interval, and only while the r
   await eventStream.close();
 });
 
-test('close() ends every stream; later requests get 503 and publishes reject', async () => {
+test('close() ends every stream; later requests are told to reconnect later and publishes reject', async () => {
   const eventStream = new EventStream();
   await withServer((req, res) => void eventStream.run(req, res, 'bye'), async ({ url }) => {
     const stream = await openRaw(url);
@@ -272,7 +272,11 @@ test('close() ends every stream; later requests get 503 and publishes reject', a
     await ended;
     assert.deepEqual(eventStream.stats(), { channels: {}, hubs: 0, streams: 0, eventsPublished: 0, slowClientsDropped: 0 });
     const after = await get(url);
-    assert.equal(after.status, 503);
+    // Not a 503: EventSource gives up for good on any status but 200.
+    assert.equal(after.status, 200);
+    assert.equal(after.headers['content-type'], 'text/event-stream; charset=utf-8');
+    assert.equal(after.headers.connection, 'close');
+    assert.equal(after.body, 'retry: 2000\n: this server is shutting down; reconnect later\n\n');
     await assert.rejects(eventStream.publishEvent('bye', { data: 1 }), { code: 'ERR_EVENTSTREAM_CLOSED' });
   });
 });

@@ -126,7 +126,9 @@ test('a web request that is already aborted, or bad, opens nothing', async () =>
   assert.match(await bad.text(), /Invalid channel/);
   await eventStream.close();
   const closed = await eventStream.respond(new Request('http://x/'), 'late');
-  assert.equal(closed.status, 503);
+  assert.equal(closed.status, 200);
+  assert.equal(closed.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+  assert.equal(await closed.text(), 'retry: 2000\n: this server is shutting down; reconnect later\n\n');
 });
 
 test('a HEAD request gets the stream headers and no body, and subscribes nothing', async () => {

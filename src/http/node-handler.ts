@@ -1,7 +1,6 @@
 import { Http2ServerResponse } from 'node:http2';
 import type { ChannelHub } from '../channel/hub.js';
-import { SHUTTING_DOWN, type EventStreamCore } from '../core.js';
-import { EventStoreError, EventStreamClosedError } from '../errors.js';
+import type { Admission, EventStreamCore } from '../core.js';
 import { responseSink } from './chunked-socket-sink.js';
 import { EVENT_STREAM_HEADERS } from './headers.js';
 import { respondPlainText } from './respond.js';
@@ -9,9 +8,10 @@ import type { SseRequest, SseResponse } from './types.js';
 
 /**
  * Serves one Node request (HTTP/1 or the HTTP/2 compatibility API): refuses
- * it with a plain-text 4xx/503, answers with GRIP hold instructions, or opens
- * a direct stream (or, while the event store is out of reach, ends one at
- * once, telling the client when to reconnect). Resolves once one of those is done.
+ * it with a plain-text 4xx, answers with GRIP hold instructions, or opens
+ * a direct stream (or, while the event store is out of reach or the
+ * instance is shutting down, ends one at once, telling the client when to
+ * reconnect). Resolves once one of those is done.
  */
 export async function serveNodeRequest(
   core: EventStreamCore,
@@ -41,7 +41,7 @@ export async function serveNodeRequest(
       return;
     }
     case 'retry-later':
-      retryLater(res, admission.body);
+      retryLater(res, admission);
       return;
     case 'stream': {
       // The head of a stream and no stream: Node sends no body for HEAD, so nothing would ever end it.
@@ -54,9 +54,7 @@ export async function serveNodeRequest(
       try {
         hubs = await core.prepareStream(admission.channels);
       } catch (error) {
-        if (error instanceof EventStreamClosedError) respondPlainText(res, 503, SHUTTING_DOWN);
-        else if (error instanceof EventStoreError) retryLater(res, core.retryLaterBody);
-        else throw error;
+        retryLater(res, core.retryLaterFor(error));
         return;
       }
       if (clientGone(res)) {
@@ -71,9 +69,11 @@ export async function serveNodeRequest(
   }
 }
 
-function retryLater(res: SseResponse, body: string): void {
-  res.writeHead(200, EVENT_STREAM_HEADERS);
-  res.end(body);
+function retryLater(res: SseResponse, admission: Admission & { kind: 'retry-later' }): void {
+  // A server going away closes the connection, so the reconnect can reach another instance.
+  const closing = admission.reason === 'shutting-down' && !(res instanceof Http2ServerResponse);
+  res.writeHead(200, closing ? { ...EVENT_STREAM_HEADERS, connection: 'close' } : EVENT_STREAM_HEADERS);
+  res.end(admission.body);
 }
 
 /** Express strips a router's mount path from `req.url`; the proxy must fetch the full path again. */

@@ -106,8 +106,8 @@ export function streamOpenText(id: string | null, retry: number | null): string 
  * reach. An EventSource gives up for good on an error status, but reconnects
  * after a stream that ends: so the answer is a 200 that says when to retry.
  */
-export function retryLaterText(retry: number): string {
-  return `retry: ${retry}\n: the event history is unavailable; reconnect later\n\n`;
+export function retryLaterText(retry: number, reason: string): string {
+  return `retry: ${retry}\n: ${reason}; reconnect later\n\n`;
 }
 
 /**

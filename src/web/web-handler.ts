@@ -1,6 +1,5 @@
 import type { ChannelHub } from '../channel/hub.js';
-import { SHUTTING_DOWN, type EventStreamCore } from '../core.js';
-import { EventStoreError, EventStreamClosedError } from '../errors.js';
+import type { EventStreamCore } from '../core.js';
 import { EVENT_STREAM_HEADERS } from '../http/headers.js';
 import { BodySink } from './body-sink.js';
 
@@ -8,7 +7,7 @@ import { BodySink } from './body-sink.js';
 const BODY_HIGH_WATER_MARK = 64 * 1024;
 
 /**
- * Serves one web-standard Request: a plain-text 4xx/503, GRIP hold
+ * Serves one web-standard Request: a plain-text 4xx, GRIP hold
  * instructions with no body held open, or a streaming Response whose body is
  * fed from the same hubs and encoder as a Node response. The stream ends when
  * the client disconnects (`request.signal`) or the body is cancelled.
@@ -43,9 +42,7 @@ export async function serveWebRequest(
       try {
         hubs = await core.prepareStream(admission.channels);
       } catch (error) {
-        if (error instanceof EventStreamClosedError) return plainText(503, SHUTTING_DOWN);
-        if (error instanceof EventStoreError) return retryLater(core.retryLaterBody);
-        throw error;
+        return retryLater(core.retryLaterFor(error).body);
       }
       const sink = new BodySink(BODY_HIGH_WATER_MARK, request.signal);
       core.openStream(sink, hubs, admission.resume);
