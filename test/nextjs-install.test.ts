@@ -4,13 +4,13 @@
  * with next, react and react-dom at the versions examples/nextjs locks, no
  * ioredis (an optional peer, so npm does not install it) and no next.config
  * at all. Then `next build` with Turbopack (the default) and with webpack
- * (`--webpack`) must succeed, and `next start` must serve streams that a real
- * EventSource reads an event from, on an App Router route handler and on a
- * pages-router API route alike.
+ * (`--webpack`) must succeed, and `next start` (and `next dev`) must serve
+ * streams that a real EventSource reads an event from, on an App Router route
+ * handler and on a pages-router API route alike.
  *
  * Bundlers resolve every import they can see, dynamic ones too: with the Redis
  * store behind the main entry, Turbopack failed with "Module not found: Can't
- * resolve 'ioredis'". test/nextjs.test.ts cannot see that: examples/nextjs
+ * resolve 'ioredis'" (and `next dev` answered 500). test/nextjs.test.ts cannot see that: examples/nextjs
  * links the repository, whose node_modules holds ioredis as a dev dependency.
  *
  * Uses the npm registry (through npm's cache when it can). Every Next.js
@@ -109,16 +109,21 @@ after(async () => {
   if (work !== '') rmSync(work, { recursive: true, force: true });
 });
 
-/** `next start` on the built app: an event published through the app's route reaches an EventSource on each router. */
-async function serveAStream(label: string): Promise<void> {
-  const server = new NextServer(nextBin, appDir, 'start', await freePort());
+/**
+ * `next start` on the built app, or `next dev`: an event published through
+ * the app's route reaches an EventSource on each router. Under `next dev` the
+ * first request to each route compiles it.
+ */
+async function serveAStream(command: 'start' | 'dev', label: string): Promise<void> {
+  const server = new NextServer(nextBin, appDir, command, await freePort());
   servers.push(server);
   const clients: RecordingEventSource[] = [];
+  const compileMs = command === 'dev' ? 60_000 : 15_000;
   try {
-    await server.ready(30_000);
+    await server.ready(compileMs * 2);
     const channel = `${label}-${process.pid}`;
-    const viaApp = await openClient(`${server.url}/api/stream/${channel}`, clients, 15_000);
-    const viaPages = await openClient(`${server.url}/api/events/${channel}`, clients, 15_000);
+    const viaApp = await openClient(`${server.url}/api/stream/${channel}`, clients, compileMs);
+    const viaPages = await openClient(`${server.url}/api/events/${channel}`, clients, compileMs);
     assert.equal((await server.stats()).channels[channel], 2);
 
     const published = await server.publish(channel, JSON.stringify({ data: { built: label } }));
@@ -147,10 +152,14 @@ async function build(args: string[], bundler: RegExp): Promise<void> {
 
 test('next build with Turbopack (the default) and no config, then next start serves a stream', { timeout: 420_000 }, async () => {
   await build([], /Next\.js 16\.\d+\.\d+ \(Turbopack\)/);
-  await serveAStream('turbopack');
+  await serveAStream('start', 'turbopack');
 });
 
 test('next build --webpack and no config, then next start serves a stream', { timeout: 420_000 }, async () => {
   await build(['--webpack'], /Next\.js 16\.\d+\.\d+ \(webpack\)/);
-  await serveAStream('webpack');
+  await serveAStream('start', 'webpack');
+});
+
+test('next dev (Turbopack) and no config serves a stream', { timeout: 300_000 }, async () => {
+  await serveAStream('dev', 'dev');
 });
