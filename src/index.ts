@@ -5,7 +5,6 @@ export { ChannelPublisher } from './channel/publisher.js';
 export { CHANNEL_NAME_CHARACTERS } from './channel/names.js';
 export type { EventStreamOptions } from './options.js';
 export { MemoryEventStore, type MemoryEventStoreOptions } from './history/memory-store.js';
-export { RedisEventStore, type RedisEventStoreOptions } from './history/redis-store.js';
 export type { EventStore, HistoryPage, MaybePromise, StoredEvent, StoreListener, StoreWatch } from './history/store.js';
 export type { ServerSentEvent, DataSerializer } from './sse/event.js';
 export type { ChannelSpec } from './http/channel-spec.js';

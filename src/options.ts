@@ -38,7 +38,7 @@ export interface EventStreamOptions {
   /**
    * Where events get their ids and history is kept for resuming clients.
    * Default: a `MemoryEventStore` (1000 events or 5 minutes per channel).
-   * A `RedisEventStore` shares ids, history and delivery between processes.
+   * A `RedisEventStore` (from `@fanoutio/eventstream/redis`) shares ids, history and delivery between processes.
    */
   store?: EventStore;
 }

@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import express from 'express';
-import { EventStream, RedisEventStore, type EventStreamOptions } from '../src/index.js';
+import { EventStream, type EventStreamOptions } from '../src/index.js';
+import { RedisEventStore } from '../src/redis.js';
 import { forkAppProcess } from './helpers/app-process.js';
 import { requirePushpin, startPushpin, type RunningPushpin } from './helpers/pushpin.js';
 import { requireRedis, startRedis } from './helpers/redis.js';

@@ -19,11 +19,12 @@
  * killed at the end, also when a test fails.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { onEarlyExit, runOk } from './helpers/child-process.js';
+import { assertCleanLog, eventData, NextServer, openClient, poll, withServerLog } from './helpers/next-server.js';
 import { openRaw, RecordingEventSource, until } from './helpers/sse-client.js';
 import { freePort } from './helpers/server.js';
 
@@ -31,36 +32,6 @@ const repoRoot = dirname(dirname(fileURLToPath(import.meta.url)));
 const exampleDir = join(repoRoot, 'examples', 'nextjs');
 const nextBin = join(exampleDir, 'node_modules', 'next', 'dist', 'bin', 'next');
 const libFile = join(exampleDir, 'lib', 'eventStream.js');
-
-/**
- * Without npm's lifecycle variables (they would steer the child npm), the
- * test runner's own marker, and NODE_ENV (Next sets it per command).
- */
-const childEnv: NodeJS.ProcessEnv = {
-  ...Object.fromEntries(
-    Object.entries(process.env).filter(
-      ([name]) => !name.toLowerCase().startsWith('npm_') && name !== 'NODE_TEST_CONTEXT' && name !== 'NODE_ENV',
-    ),
-  ),
-  NEXT_TELEMETRY_DISABLED: '1',
-};
-
-function run(command: string, args: string[], cwd: string, timeout: number): Promise<{ code: number; output: string }> {
-  return new Promise((resolve) => {
-    execFile(command, args, { cwd, env: childEnv, timeout, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-      resolve({ code, output: `${String(stdout)}\n${String(stderr)}` });
-    });
-  });
-}
-
-async function runOk(command: string, args: string[], cwd: string, timeout: number): Promise<string> {
-  const started = Date.now();
-  const { code, output } = await run(command, args, cwd, timeout);
-  assert.equal(code, 0, `${command} ${args.join(' ')} (in ${cwd}) failed with exit ${code}:\n${output}`);
-  console.log(`# ${[command, ...args].join(' ')}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  return output;
-}
 
 /** Whether examples/nextjs/node_modules holds what its lock file asks for (the packages this test relies on). */
 function exampleDepsInstalled(): boolean {
@@ -75,173 +46,6 @@ function exampleDepsInstalled(): boolean {
     if (version !== lock.packages[`node_modules/${name}`]?.version) return false;
   }
   return true;
-}
-
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-/** Live (not zombie) processes whose process group is `pgid`. */
-function groupMembers(pgid: number): number[] {
-  const members: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      // Fields after the parenthesized command: state ppid pgrp ...
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid && fields[0] !== 'Z') members.push(Number(entry));
-    } catch {
-      // Exited meanwhile.
-    }
-  }
-  return members;
-}
-
-function killGroup(pgid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, signal);
-  } catch {
-    // The group is gone.
-  }
-}
-
-/** Process groups of Next.js servers not stopped yet, killed if this process exits first. */
-const runningGroups = new Set<number>();
-/** The original text of a file this test edited, put back if this process exits first. */
-let pendingRestore: { file: string; text: string } | null = null;
-function cleanUpNow(): void {
-  for (const pgid of runningGroups) killGroup(pgid, 'SIGKILL');
-  if (pendingRestore !== null) writeFileSync(pendingRestore.file, pendingRestore.text);
-}
-process.once('exit', cleanUpNow);
-// The servers run in groups of their own, out of reach of a Ctrl-C meant for this process.
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(signal, () => {
-    cleanUpNow();
-    process.kill(process.pid, signal);
-  });
-}
-
-class NextServer {
-  readonly url: string;
-  private output = '';
-  private readonly child: ChildProcess;
-  private readonly exited: Promise<void>;
-  private exitCode: number | null | undefined;
-
-  constructor(command: 'start' | 'dev', port: number) {
-    this.url = `http://127.0.0.1:${port}`;
-    // A new process group: Next.js forks a server process of its own, and both must go at the end.
-    this.child = spawn(process.execPath, [nextBin, command, '-p', String(port), '-H', '127.0.0.1'], {
-      cwd: exampleDir,
-      env: childEnv,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    runningGroups.add(this.child.pid!);
-    this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (this.output += chunk));
-    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (this.output += chunk));
-    this.exited = new Promise((resolve) =>
-      this.child.once('exit', (code) => {
-        this.exitCode = code;
-        resolve();
-      }),
-    );
-  }
-
-  /** What the server printed so far (stdout and stderr). */
-  log(): string {
-    return this.output;
-  }
-
-  /** Resolves once the app answers /api/stats (which compiles it, under `next dev`). */
-  async ready(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (this.exitCode !== undefined) throw new Error(`next exited (${this.exitCode}) before it was ready:\n${this.output}`);
-      try {
-        const response = await fetch(`${this.url}/api/stats`);
-        if (response.status === 200) return;
-        await response.body?.cancel();
-      } catch {
-        // Not listening yet.
-      }
-      if (Date.now() > deadline) throw new Error(`next was not ready after ${timeoutMs} ms:\n${this.output}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
-
-  async stats(): Promise<{ channels: Record<string, number>; streams: number; eventsPublished: number }> {
-    const response = await fetch(`${this.url}/api/stats`);
-    assert.equal(response.status, 200);
-    return (await response.json()) as { channels: Record<string, number>; streams: number; eventsPublished: number };
-  }
-
-  /** POST /api/publish/<channel> with {data}; returns the status and body text. */
-  async publish(channel: string, body: string): Promise<{ status: number; text: string }> {
-    const response = await fetch(`${this.url}/api/publish/${channel}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body,
-    });
-    return { status: response.status, text: await response.text() };
-  }
-
-  /** SIGTERM to the whole group, SIGKILL to what is left after 5 s; resolves when no member is alive. */
-  async stop(): Promise<void> {
-    const pgid = this.child.pid!;
-    killGroup(pgid, 'SIGTERM');
-    await Promise.race([this.exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
-    killGroup(pgid, 'SIGKILL');
-    await until(() => groupMembers(pgid).length === 0, 5000, `the processes of next (group ${pgid}) to exit`);
-    runningGroups.delete(pgid);
-  }
-}
-
-function eventData(client: RecordingEventSource): unknown[] {
-  return client.of('message').map((event) => JSON.parse(event.data) as unknown);
-}
-
-async function openClient(url: string, clients: RecordingEventSource[], timeoutMs: number): Promise<RecordingEventSource> {
-  const client = new RecordingEventSource(url);
-  clients.push(client);
-  await withTimeout(client.opened, timeoutMs, `the stream ${url} to open`);
-  return client;
-}
-
-/** Messages a Next.js server prints when an API route or a handler misbehaves. */
-function assertCleanLog(log: string): void {
-  assert.doesNotMatch(log, /API resolved without sending a response/);
-  assert.doesNotMatch(log, /API handler should not return a value/);
-  assert.doesNotMatch(log, /exceeds \d/);
-  assert.doesNotMatch(log, /⨯|Error:|unhandled/i);
-}
-
-/** A failure's message with what the server printed, which usually tells why. */
-function withServerLog(error: unknown, server: NextServer): unknown {
-  if (error instanceof Error && !error.message.includes('--- next output ---')) {
-    error.message += `\n--- next output ---\n${server.log()}`;
-  }
-  return error;
-}
-
-/** Reads `read()` until `done` holds of its value, at most `timeoutMs`; the error shows the last value. */
-async function poll<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 const servers: NextServer[] = [];
@@ -262,7 +66,7 @@ after(async () => {
 });
 
 test('next start: the pages route and the app route serve one EventStream', { timeout: 120_000 }, async () => {
-  const server = new NextServer('start', await freePort());
+  const server = new NextServer(nextBin, exampleDir, 'start', await freePort());
   servers.push(server);
   await server.ready(30_000);
   const channel = `prod-${suffix}`;
@@ -319,13 +123,14 @@ test('next start: the pages route and the app route serve one EventStream', { ti
 });
 
 test('next dev: the singleton outlives a reload of every route', { timeout: 150_000 }, async () => {
-  const server = new NextServer('dev', await freePort());
+  const server = new NextServer(nextBin, exampleDir, 'dev', await freePort());
   servers.push(server);
   // The first request compiles the app.
   await server.ready(60_000);
   const channel = `dev-${suffix}`;
   const clients: RecordingEventSource[] = [];
   const original = readFileSync(libFile, 'utf8');
+  let restoreOnExit = (): unknown => undefined;
   try {
     const pagesBefore = await openClient(`${server.url}/api/events/${channel}`, clients, 60_000);
     const appBefore = await openClient(`${server.url}/api/stream/${channel}`, clients, 60_000);
@@ -335,7 +140,7 @@ test('next dev: the singleton outlives a reload of every route', { timeout: 150_
     // Edit the module every route imports; each route evaluates it anew on its next request and says so.
     const probe = `[eventstream-reload-probe ${suffix}]`;
     const probes = (): number => server.log().split(probe).length - 1;
-    pendingRestore = { file: libFile, text: original };
+    restoreOnExit = onEarlyExit(() => writeFileSync(libFile, original));
     writeFileSync(libFile, `${original}\n// Added by test/nextjs.test.ts to make Next.js reload this module.\nconsole.log(${JSON.stringify(probe)});\n`);
     // Wait for the recompile: the stats route runs the edited module.
     await poll(async () => (await server.stats(), probes()), (count) => count > 0, 60_000, 'the edited module to run');
@@ -368,6 +173,6 @@ test('next dev: the singleton outlives a reload of every route', { timeout: 150_
     for (const client of clients) client.close();
     await server.stop();
     writeFileSync(libFile, original);
-    pendingRestore = null;
+    restoreOnExit();
   }
 });

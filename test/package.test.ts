@@ -5,6 +5,11 @@
  * project with typescript and @types/node from the registry, then:
  * - the tarball holds dist JS + .d.ts, README, LICENSE, package.json and nothing else;
  * - `import()` and `require()` both load it on this Node, and give the same module;
+ * - the main entry, and every file it imports (JS and .d.ts), names no package
+ *   but its dependencies and Node's builtins, so no optional peer (ioredis):
+ *   bundlers such as Next.js resolve every import they see and fail on a
+ *   missing one; the Redis store is on its own subpath, `/redis`, which loads
+ *   and refuses politely without ioredis installed;
  * - a strict TypeScript consumer (module NodeNext) using the README's API compiles,
  *   one with a deliberate type error does not, and a CommonJS TypeScript file
  *   importing it compiles and runs;
@@ -14,45 +19,21 @@
  * dependencies.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import { run, runOk } from './helpers/child-process.js';
+import { packFreshCopy, repoRoot } from './helpers/pack.js';
 
-const repoRoot = dirname(dirname(fileURLToPath(import.meta.url)));
 const repoPackage = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
   name: string;
+  dependencies: Record<string, string>;
   devDependencies: Record<string, string>;
 };
 const PACKAGE = repoPackage.name;
-
-/** Anything npm's own lifecycle put in the environment (when run under `npm test`) would steer the child npm. */
-const childEnv = Object.fromEntries(
-  Object.entries(process.env).filter(([name]) => !name.toLowerCase().startsWith('npm_')),
-) as NodeJS.ProcessEnv;
-
-interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(command: string, args: string[], cwd: string, timeout = 120_000): Promise<RunResult> {
-  return new Promise((resolve) => {
-    execFile(command, args, { cwd, env: childEnv, timeout, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
-}
-
-async function runOk(command: string, args: string[], cwd: string): Promise<RunResult> {
-  const result = await run(command, args, cwd);
-  assert.equal(result.code, 0, `${command} ${args.join(' ')} failed (exit ${result.code}):\n${result.stdout}\n${result.stderr}`);
-  return result;
-}
 
 /** Paths of files under `dir`, relative, with forward slashes. */
 function listFiles(dir: string): string[] {
@@ -71,29 +52,10 @@ let sourceModules: string[] = [];
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'eventstream-pack-'));
 
-  // A fresh copy of the project, as a clean checkout would be, sharing node_modules for the build tools.
-  const project = join(work, 'project');
-  const skipAtTop = new Set(['dist', '.git', 'test-artifacts', 'examples', 'bench']);
-  const skipAnywhere = new Set(['node_modules', '.next']);
-  cpSync(repoRoot, project, {
-    recursive: true,
-    filter: (source) => {
-      const rel = relative(repoRoot, source);
-      if (rel === '') return true;
-      const parts = rel.split(sep);
-      if (skipAtTop.has(parts[0]!) || parts.some((part) => skipAnywhere.has(part))) return false;
-      return !rel.startsWith(join('bench', 'results')) && !rel.endsWith('.tgz');
-    },
-  });
-  symlinkSync(join(repoRoot, 'node_modules'), join(project, 'node_modules'), 'dir');
-
-  const packed = await runOk('npm', ['pack', '--json', '--pack-destination', work], project);
-  const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as Array<{
-    filename: string;
-    files: Array<{ path: string }>;
-  }>;
-  tarball = join(work, info!.filename);
-  packedFiles = info!.files.map((file) => file.path).sort();
+  const packed = await packFreshCopy(work);
+  tarball = packed.tarball;
+  packedFiles = packed.files;
+  const project = packed.project;
 
   sourceModules = listFiles(join(project, 'src'))
     .filter((path) => path.endsWith('.ts') && !path.endsWith('.d.ts'))
@@ -152,6 +114,7 @@ test('import() loads the installed package', async () => {
       streams: es.stats().streams,
       errors: [m.InvalidEventError, m.InvalidChannelError, m.HttpRequestError, m.GripConfigError, m.GripPublishError, m.EventStreamClosedError].map((c) => typeof c),
       singleton: m.getEventStreamSingleton() === m.getEventStreamSingleton(),
+      redisOnMainEntry: 'RedisEventStore' in m,
     }));
     await es.close();
   `;
@@ -163,6 +126,7 @@ test('import() loads the installed package', async () => {
     streams: 0,
     errors: ['function', 'function', 'function', 'function', 'function', 'function'],
     singleton: true,
+    redisOnMainEntry: false,
   });
 });
 
@@ -186,6 +150,102 @@ test(`require() loads the installed package on this Node (${process.version}), t
   assert.deepEqual(JSON.parse(stdout), { EventStream: 'function', handler: 'function', refused: true, sameModule: true });
 });
 
+/** A package name from an import specifier: `@scope/name/sub` -> `@scope/name`, `name/sub` -> `name`. */
+function packageOf(specifier: string): string {
+  const parts = specifier.split('/');
+  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!;
+}
+
+/**
+ * Every package the file `entry` and the package files it imports (relative
+ * specifiers, followed transitively) import: static, dynamic and type-only
+ * imports, re-exports and type reference directives alike, as a bundler or
+ * tsc sees them. A relative import of a file missing from the package throws.
+ */
+function packagesImportedFrom(entry: string): { files: string[]; packages: string[] } {
+  const declarations = entry.endsWith('.d.ts');
+  const seen = new Set<string>();
+  const packages = new Set<string>();
+  const queue = [entry];
+  while (queue.length > 0) {
+    const file = queue.pop()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    const info = ts.preProcessFile(readFileSync(file, 'utf8'), true, true);
+    for (const { fileName } of [...info.importedFiles, ...info.referencedFiles]) {
+      if (!fileName.startsWith('.')) {
+        packages.add(packageOf(fileName));
+        continue;
+      }
+      const target = join(dirname(file), declarations ? fileName.replace(/\.js$/, '.d.ts') : fileName);
+      assert.ok(existsSync(target), `${file} imports ${fileName}, which the package lacks`);
+      queue.push(target);
+    }
+    for (const { fileName } of info.typeReferenceDirectives) packages.add(packageOf(fileName));
+  }
+  return { files: [...seen].map((file) => relative(installed(), file)).sort(), packages: [...packages].sort() };
+}
+
+/** Where the consumer has the package installed. */
+const installed = (): string => join(consumer, 'node_modules', PACKAGE);
+
+function exportTargets(subpath: '.' | './redis'): { types: string; default: string } {
+  const manifest = JSON.parse(readFileSync(join(installed(), 'package.json'), 'utf8')) as {
+    exports: Record<string, { types: string; default: string }>;
+  };
+  const targets = manifest.exports[subpath];
+  assert.ok(targets !== undefined, `package.json "exports" has ${subpath}`);
+  return { types: join(installed(), targets.types), default: join(installed(), targets.default) };
+}
+
+test('the main entry and all it imports, JS and declarations, name only dependencies and Node builtins: never ioredis', () => {
+  const allowed = new Set([...Object.keys(repoPackage.dependencies), ...builtinModules, 'node']);
+  for (const entry of Object.values(exportTargets('.'))) {
+    const { files, packages } = packagesImportedFrom(entry);
+    assert.ok(files.length > 10, `the walk from ${entry} reached the package's modules: ${files.join(', ')}`);
+    assert.ok(!packages.includes('ioredis'), `${entry} reaches ioredis: ${files.join(', ')}`);
+    const foreign = packages.filter((name) => !allowed.has(name.replace(/^node:/, '')));
+    assert.deepEqual(foreign, [], `${entry} imports packages that are not dependencies`);
+  }
+  // The same walk finds ioredis from the Redis subpath's JS, where it belongs (its declarations need no ioredis).
+  const redisEntry = exportTargets('./redis').default;
+  assert.ok(packagesImportedFrom(redisEntry).packages.includes('ioredis'), `${redisEntry} reaches ioredis`);
+});
+
+test(`${PACKAGE}/redis loads by import() and require() without ioredis installed, and refuses to work until it is`, async () => {
+  const script = `
+    import { createRequire } from 'node:module';
+    const require = createRequire(import.meta.url);
+    const main = await import(${JSON.stringify(PACKAGE)});
+    const redis = await import(${JSON.stringify(`${PACKAGE}/redis`)});
+    let ioredisInstalled = true;
+    try { require.resolve('ioredis'); } catch { ioredisInstalled = false; }
+    const store = new redis.RedisEventStore({ url: 'redis://127.0.0.1:1' });
+    const refusal = await Promise.resolve(store.head('chan')).then(
+      () => null,
+      (error) => ({ storeError: error instanceof main.EventStoreError, code: error.code, message: error.message }),
+    );
+    await store.close();
+    console.log(JSON.stringify({
+      ioredisInstalled,
+      RedisEventStore: typeof redis.RedisEventStore,
+      sameAsRequire: require(${JSON.stringify(`${PACKAGE}/redis`)}).RedisEventStore === redis.RedisEventStore,
+      shared: store.shared,
+      refusal,
+    }));
+  `;
+  const { stdout } = await runOk(process.execPath, ['--input-type=module', '-e', script], consumer);
+  const result = JSON.parse(stdout) as { refusal: { message: string } | null };
+  assert.match(result.refusal?.message ?? '', /needs the ioredis package: npm install ioredis/);
+  assert.deepEqual(result, {
+    ioredisInstalled: false,
+    RedisEventStore: 'function',
+    sameAsRequire: true,
+    shared: true,
+    refusal: { storeError: true, code: 'ERR_EVENTSTREAM_STORE', message: result.refusal?.message },
+  });
+});
+
 const CONSUMER_TS = `
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -202,7 +262,6 @@ import {
   EventStreamClosedError,
   EventStoreError,
   MemoryEventStore,
-  RedisEventStore,
   type EventStore,
   type EventStreamHandler,
   type EventStreamOptions,
@@ -210,6 +269,7 @@ import {
   type ServerSentEvent,
   type WebEventStreamHandler,
 } from '${PACKAGE}';
+import { RedisEventStore, type RedisEventStoreOptions } from '${PACKAGE}/redis';
 
 const options: EventStreamOptions = { keepAliveInterval: 0, maxBufferBytes: 1 << 20, gripPrefix: 'events-' };
 const eventStream = new EventStream(options);
@@ -239,7 +299,8 @@ const event: ServerSentEvent = { event: 'message', data: { name: 'John' }, retry
 // History stores: the Redis one type-checks without ioredis installed (it is an optional peer).
 const store: EventStore = new MemoryEventStore({ maxEvents: 500, maxAge: 60_000 });
 export const resumable = new EventStream({ store, clientRetry: 1000 });
-export const acrossProcesses = new EventStream({ store: new RedisEventStore({ url: 'redis://127.0.0.1:6379' }), gripReliable: true });
+const redisOptions: RedisEventStoreOptions = { url: 'redis://127.0.0.1:6379', maxEvents: 1000 };
+export const acrossProcesses = new EventStream({ store: new RedisEventStore(redisOptions), gripReliable: true });
 export async function publish(): Promise<EventStreamStats> {
   await eventStream.publishEvent('test', event);
   await eventStream.publishEvent('test', { data: 'only data' });

@@ -15,14 +15,8 @@ import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { test } from 'node:test';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import {
-  EventStoreError,
-  EventStream,
-  RedisEventStore,
-  type EventStreamOptions,
-  type RedisEventStoreOptions,
-  type ServerSentEvent,
-} from '../src/index.js';
+import { EventStoreError, EventStream, type EventStreamOptions, type ServerSentEvent } from '../src/index.js';
+import { RedisEventStore, type RedisEventStoreOptions } from '../src/redis.js';
 import { forkAppProcess, type AppProcess } from './helpers/app-process.js';
 import { redisForFile, requireRedis, startRedis, uniqueKeyPrefix } from './helpers/redis.js';
 import { listen } from './helpers/server.js';

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { EventStoreError } from '../src/errors.js';
-import { RedisEventStore, type RedisEventStoreOptions } from '../src/history/redis-store.js';
+import { RedisEventStore, type RedisEventStoreOptions } from '../src/redis.js';
 import type { StoredEvent, StoreWatch } from '../src/history/store.js';
 import { redisForFile, requireRedis, startRedis, uniqueKeyPrefix } from './helpers/redis.js';
 
@@ -279,7 +279,7 @@ test('Redis restart: calls fail promptly while it is down, then appends work aga
 
 test('close() releases everything: a process that used stores (one connected and watching, one never reaching Redis) exits by itself', async (t) => {
   if (!requireRedis(t)) return;
-  const storeModule = fileURLToPath(new URL('../src/history/redis-store.ts', import.meta.url));
+  const storeModule = fileURLToPath(new URL('../src/redis.ts', import.meta.url));
   const script = `
     const { RedisEventStore } = await import(${JSON.stringify(storeModule)});
     const up = new RedisEventStore({ url: ${JSON.stringify(sharedRedis.url)}, keyPrefix: 'exit-test:' });

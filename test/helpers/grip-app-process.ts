@@ -16,13 +16,8 @@
  * same Redis and key prefix, and closes that store when it shuts down.
  */
 import express from 'express';
-import {
-  EventStream,
-  RedisEventStore,
-  type EventStreamOptions,
-  type RedisEventStoreOptions,
-  type ServerSentEvent,
-} from '../../src/index.js';
+import { EventStream, type EventStreamOptions, type ServerSentEvent } from '../../src/index.js';
+import { RedisEventStore, type RedisEventStoreOptions } from '../../src/redis.js';
 import { listen } from './server.js';
 
 /** What 'configure' carries: EventStream options (JSON), plus a RedisEventStore to build from its options. */
