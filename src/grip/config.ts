@@ -1,6 +1,7 @@
 import { parseGripUri, PublisherClient, type IPublisherClient } from '@fanoutio/grip';
 import { GripConfigError } from '../errors.js';
 import type { GripProxyConfig, GripPublisherLike } from './options.js';
+import { signatureVerifier, type SignatureVerifier } from './signature.js';
 
 /** One proxy, reduced to what publishing and signature checks need. */
 export interface GripProxy {
@@ -11,6 +12,8 @@ export interface GripProxy {
   readonly publishUri: string | null;
   readonly verifyKey: unknown;
   readonly verifyIss: string | undefined;
+  /** How this proxy's Grip-Sig is checked; null when it has no verify key (any Grip-Sig is trusted). */
+  readonly verifier: SignatureVerifier | null;
 }
 
 function isPublisherLike(value: unknown): value is GripPublisherLike {
@@ -79,12 +82,14 @@ function fromClient(client: IPublisherClient, where: string): GripProxy {
     throw new GripConfigError(`${where} has an empty verify key; an empty key would let anyone forge Grip-Sig`);
   }
   const publishUri = client instanceof PublisherClient ? client.publishUri : null;
+  const verifyIss = client.getVerifyIss?.();
   return {
     label: publishUri === null ? '(custom publisher client)' : labelOf(publishUri),
     client,
     publishUri,
     verifyKey,
-    verifyIss: client.getVerifyIss?.(),
+    verifyIss,
+    verifier: verifyKey === undefined ? null : signatureVerifier(verifyKey, verifyIss, where),
   };
 }
 
