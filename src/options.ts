@@ -4,6 +4,7 @@ import { jsonSerializer } from './sse/encoder.js';
 import type { GripOption } from './grip/options.js';
 import { channelNameProblem } from './channel/names.js';
 import type { EventStore } from './history/store.js';
+import { checkOptionKeys, type OptionKeys } from './option-keys.js';
 
 export interface EventStreamOptions {
   /** GRIP proxy configuration; absent or null serves every stream directly. */
@@ -29,6 +30,15 @@ export interface EventStreamOptions {
   clientRetry?: number;
   /** Unsent bytes a client may fall behind by before it is disconnected. Default 1 MiB. */
   maxBufferBytes?: number;
+  /**
+   * Largest event a publish accepts, in bytes of its encoded fields (the
+   * `event:`, `retry:` and `data:` lines as sent, UTF-8). A larger one is
+   * refused with an InvalidEventError and neither stored nor sent: it could
+   * never reach a client whose buffer it overflows. Default: half of
+   * `maxBufferBytes` (512 KiB), so a client somewhat behind still takes it;
+   * at most `maxBufferBytes`.
+   */
+  maxEventBytes?: number;
   /** Longest channel name accepted. Default 128. */
   maxChannelNameLength?: number;
   /** Most channels one request may listen to. Default 16. */
@@ -51,11 +61,27 @@ export interface ResolvedOptions {
   keepAliveInterval: number;
   clientRetry: number | null;
   maxBufferBytes: number;
+  maxEventBytes: number;
   maxChannelNameLength: number;
   maxChannelsPerRequest: number;
   serializeData: DataSerializer;
   store: EventStore | null;
 }
+
+const OPTION_KEYS = {
+  grip: true,
+  gripPrefix: true,
+  gripReliable: true,
+  gripPublishTimeout: true,
+  keepAliveInterval: true,
+  clientRetry: true,
+  maxBufferBytes: true,
+  maxEventBytes: true,
+  maxChannelNameLength: true,
+  maxChannelsPerRequest: true,
+  serializeData: true,
+  store: true,
+} as const satisfies OptionKeys<EventStreamOptions>;
 
 function integerOption(options: EventStreamOptions, key: keyof EventStreamOptions, fallback: number, min: number): number {
   const value = options[key];
@@ -69,6 +95,7 @@ function integerOption(options: EventStreamOptions, key: keyof EventStreamOption
 export function resolveOptions(options: EventStreamOptions | null | undefined): ResolvedOptions {
   const given = options ?? {};
   if (typeof given !== 'object') throw new InvalidOptionError('EventStream options must be an object');
+  checkOptionKeys(given, OPTION_KEYS, 'EventStream');
   const gripPrefix = given.gripPrefix ?? 'events-';
   if (typeof gripPrefix !== 'string') throw new InvalidOptionError('options.gripPrefix must be a string');
   if (gripPrefix !== '' && channelNameProblem(gripPrefix, { maxChannelNameLength: 256 }) !== null) {
@@ -79,6 +106,13 @@ export function resolveOptions(options: EventStreamOptions | null | undefined): 
   const gripReliable = given.gripReliable ?? store?.shared === true;
   if (typeof gripReliable !== 'boolean') throw new InvalidOptionError('options.gripReliable must be a boolean');
   if (typeof serializeData !== 'function') throw new InvalidOptionError('options.serializeData must be a function');
+  const maxBufferBytes = integerOption(given, 'maxBufferBytes', 1024 * 1024, 1024);
+  const maxEventBytes = integerOption(given, 'maxEventBytes', Math.floor(maxBufferBytes / 2), 1);
+  if (maxEventBytes > maxBufferBytes) {
+    throw new InvalidOptionError(
+      `options.maxEventBytes (${maxEventBytes}) must not exceed options.maxBufferBytes (${maxBufferBytes}): no client could take such an event`,
+    );
+  }
   return {
     grip: given.grip ?? null,
     gripPrefix,
@@ -86,7 +120,8 @@ export function resolveOptions(options: EventStreamOptions | null | undefined): 
     gripPublishTimeout: integerOption(given, 'gripPublishTimeout', 10_000, 1),
     keepAliveInterval: integerOption(given, 'keepAliveInterval', 15_000, 0),
     clientRetry: given.clientRetry === undefined ? null : integerOption(given, 'clientRetry', 0, 0),
-    maxBufferBytes: integerOption(given, 'maxBufferBytes', 1024 * 1024, 1024),
+    maxBufferBytes,
+    maxEventBytes,
     maxChannelNameLength: integerOption(given, 'maxChannelNameLength', 128, 1),
     maxChannelsPerRequest: integerOption(given, 'maxChannelsPerRequest', 16, 1),
     serializeData,

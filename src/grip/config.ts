@@ -1,5 +1,6 @@
 import { parseGripUri, PublisherClient, type IPublisherClient } from '@fanoutio/grip';
 import { GripConfigError } from '../errors.js';
+import { unknownOptionProblem } from '../option-keys.js';
 import type { GripProxyConfig, GripPublisherLike } from './options.js';
 import { signatureVerifier, type SignatureVerifier } from './signature.js';
 
@@ -20,6 +21,17 @@ function isPublisherLike(value: unknown): value is GripPublisherLike {
   return typeof value === 'object' && value !== null && Array.isArray((value as GripPublisherLike).clients);
 }
 
+/** `@fanoutio/grip`'s IGripConfig. A misspelt `verify_key` (say `verifyKey`) would silently trust any Grip-Sig. */
+const GRIP_CONFIG_KEYS = {
+  control_uri: true,
+  control_iss: true,
+  user: true,
+  pass: true,
+  key: true,
+  verify_iss: true,
+  verify_key: true,
+} as const;
+
 function toConfig(entry: unknown, where: string): GripProxyConfig {
   if (typeof entry === 'string') {
     try {
@@ -31,6 +43,8 @@ function toConfig(entry: unknown, where: string): GripProxyConfig {
   if (typeof entry !== 'object' || entry === null || typeof (entry as GripProxyConfig).control_uri !== 'string') {
     throw new GripConfigError(`${where} must be a GRIP URL or an object with control_uri`);
   }
+  const problem = unknownOptionProblem(entry, GRIP_CONFIG_KEYS, where);
+  if (problem !== null) throw new GripConfigError(problem);
   return entry as GripProxyConfig;
 }
 
