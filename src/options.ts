@@ -34,9 +34,9 @@ export interface EventStreamOptions {
    * Largest event a publish accepts, in bytes of its encoded fields (the
    * `event:`, `retry:` and `data:` lines as sent, UTF-8). A larger one is
    * refused with an InvalidEventError and neither stored nor sent: it could
-   * never reach a client whose buffer it overflows. Default: half of
-   * `maxBufferBytes` (512 KiB), so a client somewhat behind still takes it;
-   * at most `maxBufferBytes`.
+   * never reach a client whose buffer it overflows. Default and maximum:
+   * half of `maxBufferBytes` (512 KiB), so a client less than half a buffer
+   * behind always has room for it.
    */
   maxEventBytes?: number;
   /** Longest channel name accepted. Default 128. */
@@ -107,10 +107,12 @@ export function resolveOptions(options: EventStreamOptions | null | undefined): 
   if (typeof gripReliable !== 'boolean') throw new InvalidOptionError('options.gripReliable must be a boolean');
   if (typeof serializeData !== 'function') throw new InvalidOptionError('options.serializeData must be a function');
   const maxBufferBytes = integerOption(given, 'maxBufferBytes', 1024 * 1024, 1024);
-  const maxEventBytes = integerOption(given, 'maxEventBytes', Math.floor(maxBufferBytes / 2), 1);
-  if (maxEventBytes > maxBufferBytes) {
+  // Half the buffer: a client less than half a buffer behind always has room for the largest event.
+  const eventBound = Math.floor(maxBufferBytes / 2);
+  const maxEventBytes = integerOption(given, 'maxEventBytes', eventBound, 1);
+  if (maxEventBytes > eventBound) {
     throw new InvalidOptionError(
-      `options.maxEventBytes (${maxEventBytes}) must not exceed options.maxBufferBytes (${maxBufferBytes}): no client could take such an event`,
+      `options.maxEventBytes (${maxEventBytes}) may be at most half of options.maxBufferBytes (${maxBufferBytes}), so a client that reads always has room for such an event; raise maxBufferBytes too`,
     );
   }
   return {
