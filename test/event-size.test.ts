@@ -123,3 +123,24 @@ test('a burst of events at the limit, published without waiting, all reach a rea
   for (const data of events) assert.ok(stream.text().includes(`data: ${JSON.stringify(data)}\nid: `));
   assert.equal(eventStream.stats().slowClientsDropped, 0);
 });
+
+test('a chunk over maxEventBytes errors a channel writable (stream rules) and nothing of it is sent', async (t) => {
+  const { eventStream, open } = await setup(t, { maxBufferBytes: 64 * 1024 });
+  const stream = await open(['w']);
+  const writable = eventStream.createChannelWritable('w');
+  const failed = new Promise<unknown>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the writable did not error')), 5000);
+    writable.once('error', (error) => {
+      clearTimeout(timer);
+      resolve(error);
+    });
+  });
+  writable.write({ data: 'before' });
+  writable.write({ data: dataOfEventSize(32 * 1024 + 1, 'x') });
+  assert.ok(isSizeRefusal(32 * 1024)(await failed));
+  await eventStream.publishEvent('w', { data: 'after' });
+  await until(() => stream.text().includes('data: "after"'), 5000, 'the event after');
+  assert.match(stream.text(), /data: "before"/);
+  assert.doesNotMatch(stream.text(), /xxxx/);
+  assert.equal(eventStream.stats().slowClientsDropped, 0);
+});
