@@ -116,7 +116,13 @@ export class EventStream {
 
   /** An object-mode Writable of events for `channel`, with backpressure from delivery (and GRIP publishing). */
   createChannelWritable(channel: string, options?: { highWaterMark?: number }): Writable {
-    return coreOf(this).openWritable(channel, options?.highWaterMark) as unknown as Writable;
+    const core = coreOf(this);
+    const highWaterMark = options?.highWaterMark;
+    // Checked here so a bad value is our coded error, not the stream library's.
+    if (highWaterMark !== undefined && !(Number.isSafeInteger(highWaterMark) && highWaterMark >= 0)) {
+      throw new InvalidArgumentError(`createChannelWritable: highWaterMark must be an integer >= 0, got ${String(highWaterMark)}`);
+    }
+    return core.openWritable(channel, highWaterMark) as unknown as Writable;
   }
 
   stats(): EventStreamStats {

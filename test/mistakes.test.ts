@@ -73,6 +73,9 @@ test('every error thrown at a caller has a code: a method called off its instanc
   for (const status of [200, 302, 500, 399, 600, 401.5, Number.NaN]) {
     assert.throws(() => new HttpRequestError(status, 'no'), (error) => isCoded(error, InvalidArgumentError, 'ERR_EVENTSTREAM_INVALID_ARGUMENT'), String(status));
   }
+  for (const highWaterMark of [-1, 1.5, Number.NaN, '8' as unknown as number]) {
+    assert.throws(() => eventStream.createChannelWritable('w', { highWaterMark }), InvalidArgumentError, String(highWaterMark));
+  }
   assert.equal(new HttpRequestError(400, 'x').code, 'ERR_EVENTSTREAM_BAD_REQUEST');
   assert.equal(new HttpRequestError(406, 'x').code, 'ERR_EVENTSTREAM_NOT_ACCEPTABLE');
   for (const status of [401, 403, 404, 429, 451, 503]) {
