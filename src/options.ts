@@ -36,7 +36,8 @@ export interface EventStreamOptions {
    * refused with an InvalidEventError and neither stored nor sent: it could
    * never reach a client whose buffer it overflows. Default and maximum:
    * half of `maxBufferBytes` (512 KiB), so a client less than half a buffer
-   * behind always has room for it.
+   * behind always has room for it; with `grip`, at most 480 KiB, the most a
+   * Pushpin publish request is sure to carry.
    */
   maxEventBytes?: number;
   /** Longest channel name accepted. Default 128. */
@@ -67,6 +68,14 @@ export interface ResolvedOptions {
   serializeData: DataSerializer;
   store: EventStore | null;
 }
+
+/**
+ * Largest event that fits one publish request to Pushpin, which refuses
+ * bodies of 1,000,000 bytes or more: the event's text is JSON-escaped into
+ * the request, which at worst doubles it (each `"` and `\` of JSON data is
+ * escaped again), plus the item's envelope and id line.
+ */
+const GRIP_MAX_EVENT_BYTES = 480 * 1024;
 
 const OPTION_KEYS = {
   grip: true,
@@ -108,15 +117,19 @@ export function resolveOptions(options: EventStreamOptions | null | undefined): 
   if (typeof serializeData !== 'function') throw new InvalidOptionError('options.serializeData must be a function');
   const maxBufferBytes = integerOption(given, 'maxBufferBytes', 1024 * 1024, 1024);
   // Half the buffer: a client less than half a buffer behind always has room for the largest event.
-  const eventBound = Math.floor(maxBufferBytes / 2);
+  // Through a GRIP proxy the event must also fit its publish request (see GRIP_MAX_EVENT_BYTES).
+  const grip = given.grip ?? null;
+  const eventBound = Math.min(Math.floor(maxBufferBytes / 2), grip === null ? Number.POSITIVE_INFINITY : GRIP_MAX_EVENT_BYTES);
   const maxEventBytes = integerOption(given, 'maxEventBytes', eventBound, 1);
   if (maxEventBytes > eventBound) {
     throw new InvalidOptionError(
-      `options.maxEventBytes (${maxEventBytes}) may be at most half of options.maxBufferBytes (${maxBufferBytes}), so a client that reads always has room for such an event; raise maxBufferBytes too`,
+      eventBound === GRIP_MAX_EVENT_BYTES
+        ? `options.maxEventBytes (${maxEventBytes}) may be at most ${GRIP_MAX_EVENT_BYTES} with a GRIP proxy: Pushpin refuses publish requests of 1,000,000 bytes or more, and an event escaped into one can double in size`
+        : `options.maxEventBytes (${maxEventBytes}) may be at most half of options.maxBufferBytes (${maxBufferBytes}), so a client that reads always has room for such an event; raise maxBufferBytes too`,
     );
   }
   return {
-    grip: given.grip ?? null,
+    grip,
     gripPrefix,
     gripReliable,
     gripPublishTimeout: integerOption(given, 'gripPublishTimeout', 10_000, 1),
