@@ -181,6 +181,7 @@ export class EventStreamCore implements ResponseStreamHost {
       hub,
       remote: this.grip,
       serializeData: this.options.serializeData,
+      maxEventBytes: this.options.maxEventBytes,
       metrics: this.metrics,
       onRelease: () => {
         if (hub !== null) this.hubs.release(hub);
@@ -192,7 +193,7 @@ export class EventStreamCore implements ResponseStreamHost {
   publish(channel: string, event: ServerSentEvent): Promise<void> {
     if (this.closed) throw new EventStreamClosedError();
     assertChannelName(channel, this.options);
-    const frame = encodeEvent(event, this.options.serializeData);
+    const frame = encodeEvent(event, this.options.serializeData, this.options.maxEventBytes);
 
     let entry = this.publishWritables.get(channel);
     if (entry === undefined || entry.writable.destroyed) {

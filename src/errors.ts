@@ -7,9 +7,12 @@ export type EventStreamErrorCode =
   | 'ERR_EVENTSTREAM_INVALID_EVENT'
   | 'ERR_EVENTSTREAM_INVALID_CHANNEL'
   | 'ERR_EVENTSTREAM_INVALID_OPTION'
+  | 'ERR_EVENTSTREAM_INVALID_ARGUMENT'
   | 'ERR_EVENTSTREAM_BAD_REQUEST'
   | 'ERR_EVENTSTREAM_NOT_ACCEPTABLE'
+  | 'ERR_EVENTSTREAM_REQUEST_REFUSED'
   | 'ERR_EVENTSTREAM_CLOSED'
+  | 'ERR_EVENTSTREAM_ABORTED'
   | 'ERR_EVENTSTREAM_GRIP_CONFIG'
   | 'ERR_EVENTSTREAM_GRIP_PUBLISH'
   | 'ERR_EVENTSTREAM_STORE';
@@ -23,7 +26,10 @@ export class InvalidEventError extends TypeError {
   }
 }
 
-/** A channel name given to a publish call breaks the channel-name rules. */
+/**
+ * A channel name given to a publish call breaks the channel-name rules, or a
+ * channel spec given to `eventStream(spec)` could never name a valid channel.
+ */
 export class InvalidChannelError extends TypeError {
   readonly code = 'ERR_EVENTSTREAM_INVALID_CHANNEL' as const;
   constructor(message: string) {
@@ -41,20 +47,39 @@ export class InvalidOptionError extends TypeError {
   }
 }
 
+/** A function of the library was called with an argument (or `this`) it cannot work with. */
+export class InvalidArgumentError extends TypeError {
+  readonly code = 'ERR_EVENTSTREAM_INVALID_ARGUMENT' as const;
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidArgumentError';
+  }
+}
+
+export type HttpRequestErrorCode = 'ERR_EVENTSTREAM_BAD_REQUEST' | 'ERR_EVENTSTREAM_NOT_ACCEPTABLE' | 'ERR_EVENTSTREAM_REQUEST_REFUSED';
+
 /**
- * A request the library refuses with a 4xx status. The message is plain text
- * meant for the client, so it never contains server internals.
+ * A request refused with a 4xx (or 503) status and a plain-text message. The
+ * library raises it for requests it cannot serve (400, 406); a channel
+ * function throws it to refuse one itself (`new HttpRequestError(401, 'Log in
+ * first')`), and the client gets exactly that status and message. The
+ * message is meant for the client, so it must not carry server internals.
  */
 export class HttpRequestError extends Error {
-  readonly code: 'ERR_EVENTSTREAM_BAD_REQUEST' | 'ERR_EVENTSTREAM_NOT_ACCEPTABLE';
+  readonly code: HttpRequestErrorCode;
   readonly status: number;
   /** Express's default error handler reads `expose` to decide whether the message may reach the client. */
   readonly expose = true;
-  constructor(status: 400 | 406, message: string) {
-    super(message);
+  constructor(status: number, message: string, options?: { cause?: unknown }) {
+    // Anything else would be a server error or a success, neither of which is a refusal.
+    if (!Number.isInteger(status) || !((status >= 400 && status <= 499) || status === 503)) {
+      throw new InvalidArgumentError(`HttpRequestError status must be 400-499 or 503, got ${String(status)}`);
+    }
+    if (typeof message !== 'string') throw new InvalidArgumentError('HttpRequestError message must be a string');
+    super(message, options);
     this.name = 'HttpRequestError';
     this.status = status;
-    this.code = status === 406 ? 'ERR_EVENTSTREAM_NOT_ACCEPTABLE' : 'ERR_EVENTSTREAM_BAD_REQUEST';
+    this.code = status === 400 ? 'ERR_EVENTSTREAM_BAD_REQUEST' : status === 406 ? 'ERR_EVENTSTREAM_NOT_ACCEPTABLE' : 'ERR_EVENTSTREAM_REQUEST_REFUSED';
   }
   get statusCode(): number {
     return this.status;
@@ -67,6 +92,19 @@ export class EventStreamClosedError extends Error {
   constructor() {
     super('EventStream is closed');
     this.name = 'EventStreamClosedError';
+  }
+}
+
+/**
+ * A stream was cut off instead of ended: its client fell more than
+ * `maxBufferBytes` behind, or it could not be served. A web Response body
+ * errors with it, so the server aborts the response rather than ending it cleanly.
+ */
+export class EventStreamAbortedError extends Error {
+  readonly code = 'ERR_EVENTSTREAM_ABORTED' as const;
+  constructor() {
+    super('event stream aborted');
+    this.name = 'EventStreamAbortedError';
   }
 }
 

@@ -2,6 +2,7 @@ import type { Writable } from 'node:stream';
 import { assertChannelName } from './channel/names.js';
 import { ChannelPublisher } from './channel/publisher.js';
 import { EventStreamCore } from './core.js';
+import { HttpRequestError, InvalidArgumentError } from './errors.js';
 import type { EventStreamStats } from './stats.js';
 import { compileChannelSpec, type ChannelSpec, type RouteValues } from './http/channel-spec.js';
 import { serveNodeRequest } from './http/node-handler.js';
@@ -23,7 +24,10 @@ const cores = new WeakMap<EventStream, EventStreamCore>();
 
 function coreOf(instance: EventStream): EventStreamCore {
   const core = cores.get(instance);
-  if (core === undefined) throw new TypeError('not an EventStream instance');
+  // A method taken off its instance (`const { publishEvent } = eventStream`) lands here with another `this`.
+  if (core === undefined) {
+    throw new InvalidArgumentError('EventStream method called on something that is not an EventStream; call it as eventStream.method(...) or bind it');
+  }
   return core;
 }
 
@@ -55,16 +59,20 @@ export class EventStream {
   }
 
   /**
-   * Middleware serving the channels `spec` names. Request errors (400, 406)
-   * are answered here with a plain-text reason; other errors go to `next`,
-   * or become a 500 when there is no `next`.
+   * Middleware serving the channels `spec` names. A spec that can never name
+   * a valid channel throws InvalidChannelError here. Refusals (400, 406, and
+   * an HttpRequestError thrown by a channel function, such as a 401) are
+   * answered here with their status and a plain-text message; other errors
+   * go to `next`, or become a 500 when there is no `next`.
    */
   route(spec: ChannelSpec): EventStreamHandler {
     const core = coreOf(this);
-    const resolve = compileChannelSpec<SseRequest, never>(spec, nodeRouteValues);
+    const resolve = compileChannelSpec<SseRequest, never>(spec, nodeRouteValues, core.options);
     return (req: SseRequest, res: SseResponse, next?: NextFunction): Promise<void> =>
       serveNodeRequest(core, req, res, () => resolve(req, undefined as never)).catch((error: unknown) => {
-        if (typeof next === 'function') next(error);
+        // Admission answers refusals itself; one raised later is still the client's answer, never an error page.
+        if (error instanceof HttpRequestError) respondPlainText(res, error.status, error.message);
+        else if (typeof next === 'function') next(error);
         else respondPlainText(res, 500, 'Internal Server Error');
       });
   }
@@ -87,7 +95,7 @@ export class EventStream {
    */
   fetchHandler(spec: ChannelSpec<Request, WebRouteContext | undefined>): WebEventStreamHandler {
     const core = coreOf(this);
-    const resolve = compileChannelSpec<Request, WebRouteContext | undefined>(spec, webRouteValues);
+    const resolve = compileChannelSpec<Request, WebRouteContext | undefined>(spec, webRouteValues, core.options);
     return (request, context) => serveWebRequest(core, request, () => resolve(request, context));
   }
 
@@ -108,7 +116,13 @@ export class EventStream {
 
   /** An object-mode Writable of events for `channel`, with backpressure from delivery (and GRIP publishing). */
   createChannelWritable(channel: string, options?: { highWaterMark?: number }): Writable {
-    return coreOf(this).openWritable(channel, options?.highWaterMark) as unknown as Writable;
+    const core = coreOf(this);
+    const highWaterMark = options?.highWaterMark;
+    // Checked here so a bad value is our coded error, not the stream library's.
+    if (highWaterMark !== undefined && !(Number.isSafeInteger(highWaterMark) && highWaterMark >= 0)) {
+      throw new InvalidArgumentError(`createChannelWritable: highWaterMark must be an integer >= 0, got ${String(highWaterMark)}`);
+    }
+    return core.openWritable(channel, highWaterMark) as unknown as Writable;
   }
 
   stats(): EventStreamStats {

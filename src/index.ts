@@ -12,12 +12,15 @@ export type { EventStreamHandler, NextFunction, SseRequest, SseResponse } from '
 export type { GripOption, GripProxyConfig, GripPublisherClientLike, GripPublisherLike } from './grip/options.js';
 export {
   EventStoreError,
+  EventStreamAbortedError,
   EventStreamClosedError,
   GripConfigError,
   GripPublishError,
   HttpRequestError,
+  InvalidArgumentError,
   InvalidChannelError,
   InvalidEventError,
   InvalidOptionError,
   type EventStreamErrorCode,
+  type HttpRequestErrorCode,
 } from './errors.js';

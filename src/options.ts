@@ -4,6 +4,7 @@ import { jsonSerializer } from './sse/encoder.js';
 import type { GripOption } from './grip/options.js';
 import { channelNameProblem } from './channel/names.js';
 import type { EventStore } from './history/store.js';
+import { checkOptionKeys, type OptionKeys } from './option-keys.js';
 
 export interface EventStreamOptions {
   /** GRIP proxy configuration; absent or null serves every stream directly. */
@@ -29,6 +30,16 @@ export interface EventStreamOptions {
   clientRetry?: number;
   /** Unsent bytes a client may fall behind by before it is disconnected. Default 1 MiB. */
   maxBufferBytes?: number;
+  /**
+   * Largest event a publish accepts, in bytes of its encoded fields (the
+   * `event:`, `retry:` and `data:` lines as sent, UTF-8). A larger one is
+   * refused with an InvalidEventError and neither stored nor sent: it could
+   * never reach a client whose buffer it overflows. Default and maximum:
+   * half of `maxBufferBytes` (512 KiB), so a client less than half a buffer
+   * behind always has room for it; with `grip`, at most 480 KiB, the most a
+   * Pushpin publish request is sure to carry.
+   */
+  maxEventBytes?: number;
   /** Longest channel name accepted. Default 128. */
   maxChannelNameLength?: number;
   /** Most channels one request may listen to. Default 16. */
@@ -51,11 +62,35 @@ export interface ResolvedOptions {
   keepAliveInterval: number;
   clientRetry: number | null;
   maxBufferBytes: number;
+  maxEventBytes: number;
   maxChannelNameLength: number;
   maxChannelsPerRequest: number;
   serializeData: DataSerializer;
   store: EventStore | null;
 }
+
+/**
+ * Largest event that fits one publish request to Pushpin, which refuses
+ * bodies of 1,000,000 bytes or more: the event's text is JSON-escaped into
+ * the request, which at worst doubles it (each `"` and `\` of JSON data is
+ * escaped again), plus the item's envelope and id line.
+ */
+const GRIP_MAX_EVENT_BYTES = 480 * 1024;
+
+const OPTION_KEYS = {
+  grip: true,
+  gripPrefix: true,
+  gripReliable: true,
+  gripPublishTimeout: true,
+  keepAliveInterval: true,
+  clientRetry: true,
+  maxBufferBytes: true,
+  maxEventBytes: true,
+  maxChannelNameLength: true,
+  maxChannelsPerRequest: true,
+  serializeData: true,
+  store: true,
+} as const satisfies OptionKeys<EventStreamOptions>;
 
 function integerOption(options: EventStreamOptions, key: keyof EventStreamOptions, fallback: number, min: number): number {
   const value = options[key];
@@ -69,6 +104,7 @@ function integerOption(options: EventStreamOptions, key: keyof EventStreamOption
 export function resolveOptions(options: EventStreamOptions | null | undefined): ResolvedOptions {
   const given = options ?? {};
   if (typeof given !== 'object') throw new InvalidOptionError('EventStream options must be an object');
+  checkOptionKeys(given, OPTION_KEYS, 'EventStream');
   const gripPrefix = given.gripPrefix ?? 'events-';
   if (typeof gripPrefix !== 'string') throw new InvalidOptionError('options.gripPrefix must be a string');
   if (gripPrefix !== '' && channelNameProblem(gripPrefix, { maxChannelNameLength: 256 }) !== null) {
@@ -79,14 +115,28 @@ export function resolveOptions(options: EventStreamOptions | null | undefined): 
   const gripReliable = given.gripReliable ?? store?.shared === true;
   if (typeof gripReliable !== 'boolean') throw new InvalidOptionError('options.gripReliable must be a boolean');
   if (typeof serializeData !== 'function') throw new InvalidOptionError('options.serializeData must be a function');
+  const maxBufferBytes = integerOption(given, 'maxBufferBytes', 1024 * 1024, 1024);
+  // Half the buffer: a client less than half a buffer behind always has room for the largest event.
+  // Through a GRIP proxy the event must also fit its publish request (see GRIP_MAX_EVENT_BYTES).
+  const grip = given.grip ?? null;
+  const eventBound = Math.min(Math.floor(maxBufferBytes / 2), grip === null ? Number.POSITIVE_INFINITY : GRIP_MAX_EVENT_BYTES);
+  const maxEventBytes = integerOption(given, 'maxEventBytes', eventBound, 1);
+  if (maxEventBytes > eventBound) {
+    throw new InvalidOptionError(
+      eventBound === GRIP_MAX_EVENT_BYTES
+        ? `options.maxEventBytes (${maxEventBytes}) may be at most ${GRIP_MAX_EVENT_BYTES} with a GRIP proxy: Pushpin refuses publish requests of 1,000,000 bytes or more, and an event escaped into one can double in size`
+        : `options.maxEventBytes (${maxEventBytes}) may be at most half of options.maxBufferBytes (${maxBufferBytes}), so a client that reads always has room for such an event; raise maxBufferBytes too`,
+    );
+  }
   return {
-    grip: given.grip ?? null,
+    grip,
     gripPrefix,
     gripReliable,
     gripPublishTimeout: integerOption(given, 'gripPublishTimeout', 10_000, 1),
     keepAliveInterval: integerOption(given, 'keepAliveInterval', 15_000, 0),
     clientRetry: given.clientRetry === undefined ? null : integerOption(given, 'clientRetry', 0, 0),
-    maxBufferBytes: integerOption(given, 'maxBufferBytes', 1024 * 1024, 1024),
+    maxBufferBytes,
+    maxEventBytes,
     maxChannelNameLength: integerOption(given, 'maxChannelNameLength', 128, 1),
     maxChannelsPerRequest: integerOption(given, 'maxChannelsPerRequest', 16, 1),
     serializeData,

@@ -146,3 +146,31 @@ test('property: a sequence of events parses back as the same sequence', () => {
     }),
   );
 });
+
+test('maxEventBytes bounds the UTF-8 bytes of every encoded field: at the limit passes, one byte more is refused', () => {
+  const body = 'event: e\nretry: 5\ndata: a\ndata: é\n';
+  const bytes = Buffer.byteLength(body);
+  assert.equal(bytes, body.length + 1, 'é takes two bytes');
+  const event = { event: 'e', retry: 5, data: 'a\né' };
+  assert.equal(encodeEvent(event, identity, bytes).body, body);
+  assert.throws(
+    () => encodeEvent(event, identity, bytes - 1),
+    (error: unknown) =>
+      error instanceof InvalidEventError && error.message === `event is ${bytes} bytes encoded, more than maxEventBytes (${bytes - 1}); raise the maxEventBytes option (and maxBufferBytes, which bounds it) to send larger events`,
+  );
+  // Characters outside the BMP: two UTF-16 units, four bytes.
+  const emoji = { data: '😀'.repeat(100) };
+  assert.equal(encodeEvent(emoji, identity, 407).body.length, 207);
+  assert.throws(() => encodeEvent(emoji, identity, 406), InvalidEventError);
+});
+
+test('property: an event is refused by maxEventBytes exactly when its encoded body is longer in bytes', () => {
+  fc.assert(
+    fc.property(fc.string({ unit: 'binary' }), fc.nat({ max: 64 }), (data, slack) => {
+      const body = encodeEvent({ data }).body;
+      const bytes = Buffer.byteLength(body);
+      assert.equal(encodeEvent({ data }, undefined, bytes + slack).body, body);
+      if (bytes - 1 - slack >= 1) assert.throws(() => encodeEvent({ data }, undefined, bytes - 1 - slack), InvalidEventError);
+    }),
+  );
+});

@@ -10,6 +10,11 @@ const CHANNEL_NAME = /^[A-Za-z0-9\-_.:@/~+=!]+$/;
 
 export const CHANNEL_NAME_CHARACTERS = 'A-Z a-z 0-9 - _ . : @ / ~ + = !';
 
+/** Whether `text` (a part of a name, say the literal text of a template) uses only channel-name characters. */
+export function usesChannelNameCharacters(text: string): boolean {
+  return CHANNEL_NAME.test(text);
+}
+
 export interface ChannelNameLimits {
   maxChannelNameLength: number;
 }

@@ -21,6 +21,8 @@ export interface ChannelWritableOptions {
   hub: ChannelHub | null;
   remote: RemotePublisher | null;
   serializeData: DataSerializer;
+  /** Largest encoded event accepted (options.maxEventBytes). */
+  maxEventBytes: number;
   metrics: { eventsPublished: number };
   /** Called once when the writable is finished or destroyed, to drop its hub reference. */
   onRelease: () => void;
@@ -66,7 +68,7 @@ export class ChannelWritable extends Writable {
   override _write(chunk: unknown, _encoding: BufferEncoding, callback: Callback): void {
     let body: string;
     try {
-      body = (chunk instanceof EncodedEvent ? chunk : encodeEvent(chunk, this.options.serializeData)).body;
+      body = (chunk instanceof EncodedEvent ? chunk : encodeEvent(chunk, this.options.serializeData, this.options.maxEventBytes)).body;
     } catch (error) {
       callback(error as Error);
       return;
@@ -79,7 +81,7 @@ export class ChannelWritable extends Writable {
     try {
       for (let i = 0; i < chunks.length; i++) {
         const { chunk } = chunks[i]!;
-        bodies[i] = (chunk instanceof EncodedEvent ? chunk : encodeEvent(chunk, this.options.serializeData)).body;
+        bodies[i] = (chunk instanceof EncodedEvent ? chunk : encodeEvent(chunk, this.options.serializeData, this.options.maxEventBytes)).body;
       }
     } catch (error) {
       // Stream rules: one bad chunk errors the stream; none of this batch is sent.

@@ -1,6 +1,8 @@
 import { parseGripUri, PublisherClient, type IPublisherClient } from '@fanoutio/grip';
 import { GripConfigError } from '../errors.js';
+import { unknownOptionProblem } from '../option-keys.js';
 import type { GripProxyConfig, GripPublisherLike } from './options.js';
+import { signatureVerifier, type SignatureVerifier } from './signature.js';
 
 /** One proxy, reduced to what publishing and signature checks need. */
 export interface GripProxy {
@@ -11,11 +13,24 @@ export interface GripProxy {
   readonly publishUri: string | null;
   readonly verifyKey: unknown;
   readonly verifyIss: string | undefined;
+  /** How this proxy's Grip-Sig is checked; null when it has no verify key (any Grip-Sig is trusted). */
+  readonly verifier: SignatureVerifier | null;
 }
 
 function isPublisherLike(value: unknown): value is GripPublisherLike {
   return typeof value === 'object' && value !== null && Array.isArray((value as GripPublisherLike).clients);
 }
+
+/** `@fanoutio/grip`'s IGripConfig. A misspelt `verify_key` (say `verifyKey`) would silently trust any Grip-Sig. */
+const GRIP_CONFIG_KEYS = {
+  control_uri: true,
+  control_iss: true,
+  user: true,
+  pass: true,
+  key: true,
+  verify_iss: true,
+  verify_key: true,
+} as const;
 
 function toConfig(entry: unknown, where: string): GripProxyConfig {
   if (typeof entry === 'string') {
@@ -28,6 +43,8 @@ function toConfig(entry: unknown, where: string): GripProxyConfig {
   if (typeof entry !== 'object' || entry === null || typeof (entry as GripProxyConfig).control_uri !== 'string') {
     throw new GripConfigError(`${where} must be a GRIP URL or an object with control_uri`);
   }
+  const problem = unknownOptionProblem(entry, GRIP_CONFIG_KEYS, where);
+  if (problem !== null) throw new GripConfigError(problem);
   return entry as GripProxyConfig;
 }
 
@@ -79,12 +96,14 @@ function fromClient(client: IPublisherClient, where: string): GripProxy {
     throw new GripConfigError(`${where} has an empty verify key; an empty key would let anyone forge Grip-Sig`);
   }
   const publishUri = client instanceof PublisherClient ? client.publishUri : null;
+  const verifyIss = client.getVerifyIss?.();
   return {
     label: publishUri === null ? '(custom publisher client)' : labelOf(publishUri),
     client,
     publishUri,
     verifyKey,
-    verifyIss: client.getVerifyIss?.(),
+    verifyIss,
+    verifier: verifyKey === undefined ? null : signatureVerifier(verifyKey, verifyIss, where),
   };
 }
 

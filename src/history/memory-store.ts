@@ -1,4 +1,5 @@
 import { InvalidOptionError } from '../errors.js';
+import { checkOptionKeys, type OptionKeys } from '../option-keys.js';
 import type { EventStore, HistoryPage, StoredEvent } from './store.js';
 
 export interface MemoryEventStoreOptions {
@@ -9,6 +10,8 @@ export interface MemoryEventStoreOptions {
   /** Channels kept; past it the least recently used channel's history is dropped. Default 100000. */
   maxChannels?: number;
 }
+
+const OPTION_KEYS = { maxEvents: true, maxAge: true, maxChannels: true } as const satisfies OptionKeys<MemoryEventStoreOptions>;
 
 interface TimedEvent extends StoredEvent {
   readonly time: number;
@@ -61,6 +64,7 @@ export class MemoryEventStore implements EventStore {
   private lastSweep = Date.now();
 
   constructor(options: MemoryEventStoreOptions = {}) {
+    checkOptionKeys(options, OPTION_KEYS, 'MemoryEventStore');
     this.maxEvents = positiveInteger(options.maxEvents, 1000, 'maxEvents', 0);
     this.maxAge = positiveInteger(options.maxAge, 300_000, 'maxAge', 1);
     this.maxChannels = positiveInteger(options.maxChannels, 100_000, 'maxChannels', 1);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis, RedisOptions } from 'ioredis';
 import { EventStoreError, InvalidOptionError } from '../errors.js';
+import { checkOptionKeys, type OptionKeys } from '../option-keys.js';
 import type { EventStore, HistoryPage, StoredEvent, StoreListener, StoreWatch } from './store.js';
 
 export interface RedisEventStoreOptions {
@@ -13,6 +14,8 @@ export interface RedisEventStoreOptions {
   /** Milliseconds an event is kept. Default 300000 (5 minutes). */
   maxAge?: number;
 }
+
+const OPTION_KEYS = { url: true, keyPrefix: true, maxEvents: true, maxAge: true } as const satisfies OptionKeys<RedisEventStoreOptions>;
 
 type RedisClass = typeof Redis;
 
@@ -279,6 +282,7 @@ export class RedisEventStore implements EventStore {
   };
 
   constructor(options: RedisEventStoreOptions = {}) {
+    checkOptionKeys(options, OPTION_KEYS, 'RedisEventStore');
     this.url = redisUrl(options.url);
     this.keyPrefix = options.keyPrefix ?? 'eventstream:';
     if (typeof this.keyPrefix !== 'string' || /[{}]/.test(this.keyPrefix)) {

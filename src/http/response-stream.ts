@@ -227,9 +227,13 @@ export class ResponseStream implements KeepAliveTarget {
   }
 
   private hold(frame: HubFrame): void {
+    // As in accept(): the first frame held is kept whatever its size.
+    if (this.heldBytes > 0 && this.heldBytes + frame.wire.length > this.host.maxBufferBytes) {
+      this.dropAsSlow();
+      return;
+    }
     this.held!.push(frame);
     this.heldBytes += frame.wire.length;
-    if (this.heldBytes > this.host.maxBufferBytes) this.dropAsSlow();
   }
 
   /**
@@ -254,8 +258,10 @@ export class ResponseStream implements KeepAliveTarget {
 
   private accept(frame: Buffer): void {
     if (this.closed) return;
-    const unsent = this.transform.readableLength + this.res.writableLength + this.pendingBytes + frame.length;
-    if (unsent > this.host.maxBufferBytes) {
+    const behind = this.transform.readableLength + this.res.writableLength + this.pendingBytes;
+    // A client that has taken everything is not slow, whatever the size of the frame: one frame (a batch, or
+    // an event with a long multi-channel id) may exceed a small bound on its own and must still get through.
+    if (behind > 0 && behind + frame.length > this.host.maxBufferBytes) {
       this.dropAsSlow();
       return;
     }

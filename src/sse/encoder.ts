@@ -53,8 +53,18 @@ function serialize(data: unknown, serializeData: DataSerializer): string {
   return text;
 }
 
-/** Validates and encodes one event. Throws InvalidEventError and sends nothing when the event is bad. */
-export function encodeEvent(event: unknown, serializeData: DataSerializer = jsonSerializer): EncodedEvent {
+/**
+ * Validates and encodes one event. Throws InvalidEventError and sends nothing
+ * when the event is bad, or when its encoded fields take more than
+ * `maxEventBytes` bytes: such an event could never reach a client whose
+ * buffer it overflows, and stored it would be replayed to every resuming
+ * client only to drop it again.
+ */
+export function encodeEvent(
+  event: unknown,
+  serializeData: DataSerializer = jsonSerializer,
+  maxEventBytes = Number.POSITIVE_INFINITY,
+): EncodedEvent {
   if (event === null || typeof event !== 'object' || Array.isArray(event)) {
     throw new InvalidEventError(`an event must be an object like { event, data }, got ${describe(event)}`);
   }
@@ -78,7 +88,19 @@ export function encodeEvent(event: unknown, serializeData: DataSerializer = json
   } else {
     text += `data: ${payload}\n`;
   }
+  checkSize(text, maxEventBytes);
   return new EncodedEvent(text);
+}
+
+function checkSize(text: string, maxEventBytes: number): void {
+  // A UTF-16 code unit takes 1 to 3 UTF-8 bytes: most events are decided without counting.
+  if (text.length * 3 <= maxEventBytes) return;
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes <= maxEventBytes) return;
+  throw new InvalidEventError(
+    `event is ${bytes} bytes encoded, more than maxEventBytes (${maxEventBytes}); ` +
+      'raise the maxEventBytes option (and maxBufferBytes, which bounds it) to send larger events',
+  );
 }
 
 /** An SSE comment block; clients ignore it, proxies and sockets see traffic. */

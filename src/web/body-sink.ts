@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { EventStreamAbortedError } from '../errors.js';
 import type { EventSink } from '../http/types.js';
 
 /**
@@ -62,7 +63,7 @@ export class BodySink extends EventEmitter implements EventSink {
 
   destroy(): void {
     if (this.finished) return;
-    this.controller?.error(new Error('event stream closed'));
+    this.controller?.error(new EventStreamAbortedError());
     this.finish();
   }
 
