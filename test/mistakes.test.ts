@@ -17,9 +17,9 @@ import {
   InvalidChannelError,
   InvalidOptionError,
   MemoryEventStore,
-  RedisEventStore,
   type SseRequest,
 } from '../src/index.js';
+import { RedisEventStore } from '../src/redis.js';
 import { listen } from './helpers/server.js';
 import { get, openRaw } from './helpers/sse-client.js';
 import { cleanups } from './helpers/requirements.js';
