@@ -334,8 +334,19 @@ class Watcher implements StoreWatch {
 /**
  * A store shared by several processes through Redis: per channel a counter
  * (`<prefix>{<channel>}:seq`), a stream of recent events (`…:log`) and a
- * pub/sub channel (`…:feed`) that announces each append. The braces make
- * a channel's keys share a cluster hash slot.
+ * pub/sub channel (`…:feed`) that announces each append; and one
+ * `<prefix>epoch`, where numbering starts (see NUMBERING). Scripts touch a
+ * channel's keys and the epoch together, so they must live on one Redis
+ * (a primary and its replicas; not Redis Cluster).
+ *
+ * What Redis loses is said, never papered over: after a restart without
+ * persistence every id is new (above the lost ones), connected streams get a
+ * stream-reset with the next event and clients resuming from a lost id are
+ * reset. A counter found below what this process has seen (restored from an
+ * older snapshot, an AOF not yet on disk, an evicted key) is moved above it
+ * by the next read or append of a process watching the channel; a process
+ * that saw nothing cannot tell, so run Redis with `appendfsync always` and
+ * `maxmemory-policy noeviction` (or a `volatile-*` policy) where that matters.
  *
  * `ioredis` is an optional peer dependency, loaded on first use. Nothing
  * connects until the first call. While Redis is away, calls reject at once
