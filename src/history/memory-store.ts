@@ -117,8 +117,9 @@ export class MemoryEventStore implements EventStore {
   /** Per slot, the highest head of a forgotten channel of that slot. */
   private readonly forgottenHeads = new Float64Array(FORGOTTEN_SLOTS);
 
-  constructor(options: MemoryEventStoreOptions = {}) {
-    for (const key of Object.keys(options ?? {})) {
+  constructor(given: MemoryEventStoreOptions | null = {}) {
+    const options = given ?? {};
+    for (const key of Object.keys(options)) {
       if (!OPTION_NAMES.includes(key)) {
         throw new InvalidOptionError(`MemoryEventStore: unknown option ${JSON.stringify(key)} (known: ${OPTION_NAMES.join(', ')})`);
       }
