@@ -227,21 +227,28 @@ test('a counter rolled back below what was handed out (older snapshot, evicted k
   const keyPrefix = uniqueKeyPrefix('faults');
   const a = await app(defer, { url: server.url, keyPrefix });
   const live = await client(defer, `${a.url}/news`);
-  for (let n = 0; n < 20; n++) await a.eventStream.publishEvent('news', { data: n });
+  const raw = new Redis(server.url);
+  defer(() => raw.quit());
+  const keys = [`${keyPrefix}{news}:seq`, `${keyPrefix}{news}:log`];
+  for (let n = 0; n < 10; n++) await a.eventStream.publishEvent('news', { data: n });
+  // A snapshot of the channel's keys after 10 events...
+  const snapshot = await Promise.all(keys.map((key) => raw.dumpBuffer(key)));
+  for (let n = 10; n < 20; n++) await a.eventStream.publishEvent('news', { data: n });
   await until(() => live.messages().length === 20);
   const head = seqOf(live.events().at(-1)!.id!);
 
-  // What a restore from a snapshot taken 10 events ago leaves: the counter and the log behind what clients have.
-  const raw = new Redis(server.url);
-  defer(() => raw.quit());
-  await raw.set(`${keyPrefix}{news}:seq`, String(head - 10));
-  await raw.xtrim(`${keyPrefix}{news}:log`, 'MAXLEN', 10);
+  // ...restored: the counter and the log are back where they were 10 events ago, behind what clients have.
+  for (const [i, key] of keys.entries()) await raw.restore(key, 0, snapshot[i]!, 'REPLACE');
   await a.eventStream.publishEvent('news', { data: 20 });
   await until(() => live.messages().includes(20));
   const newSeq = seqOf(live.events().at(-1)!.id!);
   assert.ok(newSeq > head, `the event published after the rollback got ${newSeq}, an id already handed out (head was ${head})`);
   assert.equal(live.resets().length, 1, 'a jump in numbering is announced');
-  assertNoIdNamesTwoEvents([live]);
+  // A client resuming from an id of the rolled-back part is reset, not replayed the wrong events.
+  const resumed = await client(defer, `${a.url}/news`, { 'last-event-id': `news:${head - 5}` });
+  await until(() => resumed.resets().length === 1, 5000, 'a reset for an id the store no longer has');
+  assert.deepEqual(resumed.messages(), []);
+  assertNoIdNamesTwoEvents([live, resumed]);
   assert.deepEqual(errors, []);
 });
 
