@@ -8,7 +8,7 @@ export interface MemoryEventStoreOptions {
   maxAge?: number;
   /**
    * Bytes of history kept across all channels: each event's UTF-8 size plus
-   * ~128 bytes of bookkeeping, each channel ~200 bytes plus its name. Past
+   * ~160 bytes of bookkeeping, each channel ~200 bytes plus its name. Past
    * it the oldest events go first, whatever their channel. Default 64 MiB.
    */
   maxBytes?: number;
@@ -18,8 +18,8 @@ export interface MemoryEventStoreOptions {
 
 const OPTION_NAMES = ['maxEvents', 'maxAge', 'maxBytes', 'maxChannels'];
 
-/** What one stored event costs beyond its text: the entry, its two queue slots, boxed numbers, the string header. */
-const EVENT_OVERHEAD_BYTES = 128;
+/** What one stored event costs beyond its text: the entry, its two queue slots, boxed numbers, the string's header and cons node. */
+const EVENT_OVERHEAD_BYTES = 160;
 /** What a channel's record costs beyond its name: the map entry, the record, its queue array. */
 const CHANNEL_OVERHEAD_BYTES = 192;
 /** Slots that remember the numbering of forgotten channels (see `forgottenHeads`). */
@@ -59,8 +59,9 @@ class ChannelRecord {
     return this.events[this.start];
   }
 
-  /** Drops the oldest live event, which must be `entry`. */
+  /** Drops the oldest live event; its slot lets go of it at once, not at the next compaction. */
   shift(): void {
+    this.events[this.start] = DEAD;
     this.start++;
     // Compact once the dead prefix outweighs the live part.
     if (this.start > 1024 && this.start * 2 > this.events.length) {
@@ -69,6 +70,9 @@ class ChannelRecord {
     }
   }
 }
+
+/** What a dropped entry's slots hold until their array is compacted. */
+const DEAD = new Entry(0, '', 0, 0, null);
 
 /**
  * Highest sequence number any memory store of this process has handed out,
@@ -220,6 +224,7 @@ export class MemoryEventStore implements EventStore {
   private front(): Entry | undefined {
     const { queue } = this;
     while (this.queueStart < queue.length && queue[this.queueStart]!.owner === null) {
+      queue[this.queueStart] = DEAD;
       this.queueStart++;
       this.dead--;
     }
@@ -234,6 +239,7 @@ export class MemoryEventStore implements EventStore {
     const entry = this.front()!;
     // Appends are in time order in both queues, so the store's oldest is its channel's oldest.
     this.kill(entry, entry.owner!);
+    this.queue[this.queueStart] = DEAD;
     this.queueStart++;
     this.dead--;
   }
