@@ -70,6 +70,6 @@ test('property: ids never repeat, reads return exactly what was kept, a client a
         }
       },
     ),
-    { numRuns: 300 },
+    { numRuns: 1000 },
   );
 });

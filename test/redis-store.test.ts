@@ -324,3 +324,36 @@ test('close() releases everything: a process that used stores (one connected and
   assert.match(output, /closed 1/);
   assert.ok(Date.now() - started < 10_000);
 });
+
+test('Redis loses its data: a watch reports the loss with the new generation\'s head, the next append follows it, and no seq is handed out twice', async (t) => {
+  if (!requireRedis(t)) return;
+  const server = await startRedis();
+  t.after(() => server.stop());
+  const [a, b] = stores(t, 2, { url: server.url });
+  const losses: number[] = [];
+  const events: StoredEvent[] = [];
+  const watch = b!.watch('ch', (batch) => events.push(...batch), (position) => losses.push(position));
+  await watch.ready;
+  const first = await a!.append('ch', ['data: 1\n', 'data: 2\n']);
+  while (events.length < 2) await sleep(10);
+  assert.deepEqual(losses, []);
+
+  await server.crash(() => sleep(100));
+  // B's subscriber reconnects and catches up: the history it had not delivered (none) and the lost generation are behind it.
+  const deadline = Date.now() + 10_000;
+  while (losses.length === 0) {
+    assert.ok(Date.now() < deadline, 'the loss was never reported');
+    await sleep(20);
+  }
+  assert.equal(losses.length, 1);
+  assert.ok(losses[0]! > first + 1, `the new head ${losses[0]} is above every seq of the lost generation`);
+  let next = -1;
+  while (next === -1) {
+    next = await a!.append('ch', ['data: 3\n']).catch(() => -1);
+    if (next === -1) await sleep(50);
+  }
+  assert.equal(next, losses[0]! + 1, 'the first event of the new generation follows the reported position');
+  while (events.length < 3) await sleep(10);
+  assert.deepEqual(events.map((event) => event.seq), [first, first + 1, next]);
+  assert.equal(await b!.head('ch'), next);
+});
