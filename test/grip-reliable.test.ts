@@ -186,3 +186,39 @@ test('two app processes sharing a Redis store behind one Pushpin: a client back 
   const seq0 = Number(lastId.split(':')[1]);
   assert.deepEqual(ids, range(102).map((i) => `both:${seq0 + 1 + i}`));
 });
+
+test('Redis killed without persistence behind Pushpin: the held client is told of the loss by a stream-reset, then gets new events; no id names two events', { timeout: 90_000 }, async (t) => {
+  if (!requirePushpin(t) || !requireRedis(t)) return;
+  const defer = cleanups(t);
+  const { app, pushpin, serve } = await originBehindPushpin(defer);
+  const redis = await startRedis();
+  defer(() => redis.stop());
+  const store = new RedisEventStore({ url: redis.url });
+  defer(() => store.close());
+  const eventStream = serve(new EventStream({ grip: { control_uri: pushpin.controlUri, verify_key: pushpin.sigKey }, store }));
+
+  const client = new RecordingEventSource(`${pushpin.proxyUrl}/events/kept`, ['message', 'stream-reset']);
+  defer(() => client.close());
+  await client.opened;
+  for (let i = 0; i < 5; i++) await eventStream.publishEvent('kept', { data: { i } });
+  await client.waitFor(5);
+
+  await redis.crash(() => new Promise((resolve) => setTimeout(resolve, 100)));
+  // Publish until the client has a new event: Pushpin recovers the gap in ids through the Grip-Link first.
+  let i = 5;
+  const deadline = Date.now() + 30_000;
+  while (!client.events.some((event) => event.type === 'message' && indexOf(event.data) >= 5)) {
+    assert.ok(Date.now() < deadline, `no new event reached the client: ${JSON.stringify(client.events)}`);
+    await eventStream.publishEvent('kept', { data: { i: i++ } }).catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const resetAt = client.events.findIndex((event) => event.type === 'stream-reset');
+  assert.ok(resetAt === 5, `the stream-reset comes right after the events of the lost generation: ${JSON.stringify(client.events)}`);
+  assert.ok(app.recoveries.length >= 1, 'Pushpin followed the Grip-Link');
+  const seqs = client.events.filter((event) => event.type === 'message').map((event) => Number(event.lastEventId.split(':')[1]));
+  assert.deepEqual([...seqs].sort((x, y) => x - y), seqs, 'ids only grow');
+  assert.equal(new Set(seqs).size, seqs.length, 'no id twice');
+  const resetSeq = Number(client.events[resetAt]!.lastEventId.split(':')[1]);
+  assert.ok(resetSeq > seqs[4]!, 'the new generation numbers above the lost one');
+  for (const event of client.events.slice(resetAt + 1)) assert.ok(Number(event.lastEventId.split(':')[1]) > resetSeq);
+});

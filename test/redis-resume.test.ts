@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { test } from 'node:test';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { Redis } from 'ioredis';
 import { EventStoreError, EventStream, type EventStreamOptions, type ServerSentEvent } from '../src/index.js';
 import { RedisEventStore, type RedisEventStoreOptions } from '../src/redis.js';
 import { forkAppProcess, type AppProcess } from './helpers/app-process.js';
@@ -43,8 +44,22 @@ interface LocalApp {
   close(): Promise<void>;
 }
 
+/**
+ * Starts the prefix's numbering at 0 rather than at Redis's clock (the store
+ * keeps whatever epoch it finds), so ids can be checked as `channel:1`, `channel:2`, ...
+ */
+async function pinEpoch(storeOptions: RedisEventStoreOptions): Promise<void> {
+  const raw = new Redis(storeOptions.url!);
+  try {
+    await raw.set(`${storeOptions.keyPrefix}epoch`, '0', 'NX');
+  } finally {
+    await raw.quit();
+  }
+}
+
 /** Serves `/events/<channel>[+<channel>...]` from an EventStream on its own RedisEventStore. */
 async function localApp(storeOptions: RedisEventStoreOptions, options: EventStreamOptions = {}): Promise<LocalApp> {
+  await pinEpoch(storeOptions);
   const store = new RedisEventStore(storeOptions);
   const eventStream = new EventStream({ clientRetry: 20, ...options, store });
   const live = new Set<ServerResponse>();
@@ -196,7 +211,7 @@ test('two processes on one Redis store: every client of either process gets ever
   await Promise.all([...clients.room, ...clients.side].map(({ source }) => source.opened));
   assert.equal((await b.counts()).streams, 3, 'process B serves its three clients directly');
   assert.equal(a.eventStream.stats().streams, 3);
-  // Nothing was published on the fresh prefix: every stream opens at position 0, whichever process serves it.
+  // Nothing was published on the fresh prefix: every stream opens at its epoch (pinned at 0), whichever process serves it.
   for (const channel of channels) {
     for (const { at, source } of clients[channel]) assert.equal(source.of('stream-open')[0]!.lastEventId, `${channel}:0`, `${channel} client at ${at}`);
   }

@@ -66,6 +66,14 @@ function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
 
+/**
+ * Starts the prefix's numbering at 0 instead of at Redis's clock, so a test
+ * can name seqs 1, 2, 3 (the store keeps whatever epoch it finds).
+ */
+async function pinEpoch(client: Redis, keyPrefix: string): Promise<void> {
+  await client.set(`${keyPrefix}epoch`, '0');
+}
+
 /** Appends events the way the store does, but without announcing them: a stand-in for a lost pub/sub message. */
 async function appendSilently(client: Redis, keyPrefix: string, channel: string, bodies: string[], maxLen?: number): Promise<number> {
   const seqKey = `${keyPrefix}{${channel}}:seq`;
@@ -84,8 +92,10 @@ test('a watch on one instance receives every event appended on either, in the sa
   const [a, b] = stores(t, 2, { url: sharedRedis.url });
   const onA = record(a!, 'ch');
   const onB = record(b!, 'ch');
-  assert.equal(await onA.watch.ready, 0);
-  assert.equal(await onB.watch.ready, 0);
+  // A channel never published to: both instances start from the store's epoch.
+  const base = await onA.watch.ready;
+  assert.ok(Number.isSafeInteger(base) && base > 0, `epoch ${base}`);
+  assert.equal(await onB.watch.ready, base);
 
   const appended = new Map<number, string>();
   await Promise.all(
@@ -101,7 +111,7 @@ test('a watch on one instance receives every event appended on either, in the sa
   await onB.waitFor(total);
   await sleep(100); // Anything delivered twice would show up by now.
 
-  assert.deepEqual(onB.events.map((event) => event.seq), range(1, total));
+  assert.deepEqual(onB.events.map((event) => event.seq), range(base + 1, base + total));
   assert.deepEqual(onA.events, onB.events, 'both instances deliver the same events in the same order');
   for (const event of onB.events) assert.equal(event.body, appended.get(event.seq));
   assert.ok(onB.events.some((event) => event.body.includes('A')) && onB.events.some((event) => event.body.includes('B')));
@@ -111,25 +121,26 @@ test('a watch on one instance receives every event appended on either, in the sa
 test('concurrent appends from two instances get distinct, consecutive seqs', async (t) => {
   if (!requireRedis(t)) return;
   const [a, b] = stores(t, 2, { url: sharedRedis.url });
+  const base = await a!.head('ch');
   const sizes = Array.from({ length: 100 }, (_, i) => (i % 4) + 1);
   const firsts = await Promise.all(sizes.map((size, i) => (i % 2 === 0 ? a! : b!).append('ch', Array.from({ length: size }, () => 'data: x\n'))));
   const seqs = firsts.flatMap((first, i) => range(first, first + sizes[i]! - 1)).sort((x, y) => x - y);
   const total = sizes.reduce((sum, size) => sum + size, 0);
-  assert.deepEqual(seqs, range(1, total));
-  assert.equal(await a!.head('ch'), total);
-  assert.equal(await b!.head('ch'), total);
+  assert.deepEqual(seqs, range(base + 1, base + total));
+  assert.equal(await a!.head('ch'), base + total);
+  assert.equal(await b!.head('ch'), base + total);
 });
 
 test('a watch starts at the head: events appended before it are not delivered, events after are', async (t) => {
   if (!requireRedis(t)) return;
   const [a, b] = stores(t, 2, { url: sharedRedis.url });
-  await a!.append('ch', ['data: before 1\n', 'data: before 2\n']);
+  const first = await a!.append('ch', ['data: before 1\n', 'data: before 2\n']);
   const watcher = record(b!, 'ch');
-  assert.equal(await watcher.watch.ready, 2);
+  assert.equal(await watcher.watch.ready, first + 1);
   await a!.append('ch', ['data: after\n']);
   await watcher.waitFor(1);
   await sleep(50);
-  assert.deepEqual(watcher.events, [{ seq: 3, body: 'data: after\n' }]);
+  assert.deepEqual(watcher.events, [{ seq: first + 2, body: 'data: after\n' }]);
 });
 
 test('a missed pub/sub message is filled from the log: in order, none twice, no gap', async (t) => {
@@ -137,6 +148,7 @@ test('a missed pub/sub message is filled from the log: in order, none twice, no 
   const keyPrefix = uniqueKeyPrefix('redis-store');
   const [a, b] = stores(t, 2, { url: sharedRedis.url, keyPrefix });
   const raw = rawClient(t, sharedRedis.url);
+  await pinEpoch(raw, keyPrefix);
   const watcher = record(b!, 'ch');
   await watcher.watch.ready;
 
@@ -171,6 +183,7 @@ test('a gap that history no longer covers is skipped, and delivery carries on', 
   const keyPrefix = uniqueKeyPrefix('redis-store');
   const [a, b] = stores(t, 2, { url: sharedRedis.url, keyPrefix, maxEvents: 3 });
   const raw = rawClient(t, sharedRedis.url);
+  await pinEpoch(raw, keyPrefix);
   const watcher = record(b!, 'ch');
   await watcher.watch.ready;
   await a!.append('ch', ['data: 1\n']);
@@ -178,11 +191,12 @@ test('a gap that history no longer covers is skipped, and delivery carries on', 
   // 2..11 never announced, and the log keeps only the last 3 of them.
   await appendSilently(raw, keyPrefix, 'ch', range(2, 11).map((seq) => `data: ${seq}\n`), 3);
   await a!.append('ch', ['data: 12\n']);
-  await watcher.waitFor(5);
+  await watcher.waitFor(4);
   await a!.append('ch', ['data: 13\n']);
-  await watcher.waitFor(6);
+  await watcher.waitFor(5);
   await sleep(50);
-  assert.deepEqual(watcher.events.map((event) => event.seq), [1, 9, 10, 11, 12, 13]);
+  // The gap is filled as a resuming client would read it: with the head at 12, maxEvents 3 keeps 10, 11 and 12.
+  assert.deepEqual(watcher.events.map((event) => event.seq), [1, 10, 11, 12, 13]);
   for (const event of watcher.events) assert.equal(event.body, `data: ${event.seq}\n`);
 });
 
@@ -191,6 +205,7 @@ test('watches on one channel share a subscription; the last close unsubscribes a
   const keyPrefix = uniqueKeyPrefix('redis-store');
   const [a, b] = stores(t, 2, { url: sharedRedis.url, keyPrefix });
   const raw = rawClient(t, sharedRedis.url);
+  await pinEpoch(raw, keyPrefix);
   const feed = `${keyPrefix}{ch}:feed`;
   const subscribers = async (): Promise<number> => Number(((await raw.pubsub('NUMSUB', feed)) as [string, number])[1]);
 
@@ -229,6 +244,7 @@ test('Redis restart: calls fail promptly while it is down, then appends work aga
   t.after(() => server.stop());
   // Its own server, so the default prefix is fine, and a store created later shares it.
   const [a, b] = stores(t, 2, { url: server.url, keyPrefix: 'eventstream:' });
+  await pinEpoch(rawClient(t, server.url), 'eventstream:');
   const watcher = record(b!, 'ch');
   await watcher.watch.ready;
   await a!.append('ch', ['data: 1\n', 'data: 2\n']);
@@ -307,4 +323,37 @@ test('close() releases everything: a process that used stores (one connected and
   assert.equal(code, 0, `the process did not exit by itself (code ${code}):\n${output}`);
   assert.match(output, /closed 1/);
   assert.ok(Date.now() - started < 10_000);
+});
+
+test('Redis loses its data: a watch reports the loss with the new generation\'s head, the next append follows it, and no seq is handed out twice', async (t) => {
+  if (!requireRedis(t)) return;
+  const server = await startRedis();
+  t.after(() => server.stop());
+  const [a, b] = stores(t, 2, { url: server.url });
+  const losses: number[] = [];
+  const events: StoredEvent[] = [];
+  const watch = b!.watch('ch', (batch) => events.push(...batch), (position) => losses.push(position));
+  await watch.ready;
+  const first = await a!.append('ch', ['data: 1\n', 'data: 2\n']);
+  while (events.length < 2) await sleep(10);
+  assert.deepEqual(losses, []);
+
+  await server.crash(() => sleep(100));
+  // B's subscriber reconnects and catches up: the history it had not delivered (none) and the lost generation are behind it.
+  const deadline = Date.now() + 10_000;
+  while (losses.length === 0) {
+    assert.ok(Date.now() < deadline, 'the loss was never reported');
+    await sleep(20);
+  }
+  assert.equal(losses.length, 1);
+  assert.ok(losses[0]! > first + 1, `the new head ${losses[0]} is above every seq of the lost generation`);
+  let next = -1;
+  while (next === -1) {
+    next = await a!.append('ch', ['data: 3\n']).catch(() => -1);
+    if (next === -1) await sleep(50);
+  }
+  assert.equal(next, losses[0]! + 1, 'the first event of the new generation follows the reported position');
+  while (events.length < 3) await sleep(10);
+  assert.deepEqual(events.map((event) => event.seq), [first, first + 1, next]);
+  assert.equal(await b!.head('ch'), next);
 });

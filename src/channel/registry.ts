@@ -33,9 +33,17 @@ export class HubRegistry {
    */
   feed(hub: ChannelHub): Promise<void> | null {
     if (!this.store.shared || hub.unwatch !== null) return hub.ready;
-    const watch = this.store.watch!(hub.channel, (events) => {
-      if (!hub.destroyed) hub.write(events);
-    });
+    const watch = this.store.watch!(
+      hub.channel,
+      (events) => {
+        if (!hub.destroyed) hub.write(events);
+      },
+      (position) => {
+        // History up to `position` is gone: streams opened from now on start there, so the next event follows them
+        // without a reset, while streams already open are reset when it arrives. Behind the events still queued in the hub.
+        if (!hub.destroyed) hub.write([], () => moveHub(hub, position));
+      },
+    );
     const unwatch = (): void => watch.close();
     hub.unwatch = unwatch;
     hub.ready = watch.ready.then(
@@ -81,6 +89,10 @@ export class HubRegistry {
     }
     this.hubs.clear();
   }
+}
+
+function moveHub(hub: ChannelHub, position: number): void {
+  if (position > hub.position) hub.position = position;
 }
 
 function startFromHead(hub: ChannelHub, store: EventStore): void {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Redis, RedisOptions } from 'ioredis';
 import { EventStoreError, InvalidOptionError } from '../errors.js';
 import { checkOptionKeys, type OptionKeys } from '../option-keys.js';
-import type { EventStore, HistoryPage, StoredEvent, StoreListener, StoreWatch } from './store.js';
+import type { EventStore, HistoryPage, StoredEvent, StoreListener, StoreLossListener, StoreWatch } from './store.js';
 
 export interface RedisEventStoreOptions {
   /** Where Redis listens, e.g. `redis://:password@host:6379/0` or `rediss://…`. Default `redis://127.0.0.1:6379`. */
@@ -46,25 +46,62 @@ function script(lua: string): Script {
  * digits, so every sequence number crosses into a string through
  * string.format('%d') (exact below 2^53).
  *
- * KEYS: seq, log. ARGV: maxEvents, maxAge, feed, body...
+ * Numbering starts from the epoch: Redis's clock in microseconds, taken
+ * when the first script needs it and kept in `<prefix>epoch`. A channel
+ * never published to stands at the epoch, and its counter starts from it.
+ * When Redis loses its data, the epoch goes with the counters and the next
+ * one is taken from the clock again: every id handed out since is above
+ * every id of the lost generation (while no channel averages a million
+ * events a second), so those are recognised as lost history, never reused.
  */
-const APPEND = script(`
+const NUMBERING = `
 if redis.replicate_commands then redis.replicate_commands() end
-local n = #ARGV - 3
+local function clock()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000000 + tonumber(time[2])
+end
+local function epoch(key)
+  local value = redis.call('GET', key)
+  if value then return tonumber(value) end
+  value = clock()
+  redis.call('SET', key, string.format('%d', value))
+  return value
+end
+local function headOf(seqKey, epochKey)
+  local value = redis.call('GET', seqKey)
+  if value then return tonumber(value) end
+  return epoch(epochKey)
+end
+`;
+
+/*
+ * A caller that has seen seqs up to `floor` on this channel and finds the
+ * counter below it knows Redis rolled back (a restore from an older snapshot,
+ * an AOF that had not reached the disk, an evicted counter): the counter then
+ * jumps to the clock, above anything the rolled-back generation handed out.
+ *
+ * KEYS: seq, log, epoch. ARGV: maxEvents, maxAge, feed, floor, body...
+ */
+const APPEND = script(`${NUMBERING}
+local n = #ARGV - 4
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local first = redis.call('INCRBY', KEYS[1], n) - n + 1
+local current = headOf(KEYS[1], KEYS[3])
+local floor = tonumber(ARGV[4])
+if current < floor then current = math.max(floor, clock()) end
+redis.call('SET', KEYS[1], string.format('%d', current + n))
+local first = current + 1
 local maxEvents = tonumber(ARGV[1])
 if maxEvents > 0 then
   local stamp = string.format('%d', now)
   for i = 1, n do
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], string.format('0-%d', first + i - 1), 't', stamp, 'b', ARGV[3 + i])
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], string.format('0-%d', first + i - 1), 't', stamp, 'b', ARGV[4 + i])
   end
   -- Every event is past maxAge by then: an idle channel's log vanishes, its counter stays.
   redis.call('PEXPIRE', KEYS[2], string.format('%d', 2 * tonumber(ARGV[2])))
 end
 local bodies = {}
-for i = 1, n do bodies[i] = ARGV[3 + i] end
+for i = 1, n do bodies[i] = ARGV[4 + i] end
 redis.call('PUBLISH', ARGV[3], '[' .. string.format('%d', first) .. ',' .. cjson.encode(bodies) .. ']')
 return string.format('%d', first)
 `);
@@ -75,11 +112,11 @@ return string.format('%d', first)
  * limit exact. Expired events form a prefix of the log (their times only
  * grow), so the scan skips until the first live one and takes the rest.
  *
- * KEYS: seq, log. ARGV: after, limit, maxEvents, maxAge.
+ * KEYS: seq, log, epoch. ARGV: after, limit, maxEvents, maxAge.
  * Returns { head, id1, body1, id2, body2, ... }.
  */
-const READ = script(`
-local head = tonumber(redis.call('GET', KEYS[1]) or '0')
+const READ = script(`${NUMBERING}
+local head = headOf(KEYS[1], KEYS[3])
 local reply = { string.format('%d', head) }
 local start = math.max(tonumber(ARGV[1]), head - tonumber(ARGV[3]))
 if start >= head then return reply end
@@ -103,6 +140,26 @@ end
 return reply
 `);
 
+/* KEYS: seq, epoch. */
+const HEAD = script(`${NUMBERING}
+return string.format('%d', headOf(KEYS[1], KEYS[2]))
+`);
+
+/*
+ * Moves a rolled-back counter (below `floor`, what the caller has seen) up to
+ * the clock, so ids the lost part of the history used are not handed out again.
+ *
+ * KEYS: seq, epoch. ARGV: floor. Returns the head.
+ */
+const REPAIR = script(`${NUMBERING}
+local current = headOf(KEYS[1], KEYS[2])
+local floor = tonumber(ARGV[1])
+if current >= floor then return string.format('%d', current) end
+current = math.max(floor, clock())
+redis.call('SET', KEYS[1], string.format('%d', current))
+return string.format('%d', current)
+`);
+
 /** Stream ids are `0-<seq>`. */
 function seqOf(id: string): number {
   return Number(id.slice(id.indexOf('-') + 1));
@@ -122,20 +179,24 @@ interface Feed {
   readonly channel: string;
   readonly watchers: Set<Watcher>;
   subscribed: Promise<void> | undefined;
+  /** The highest seq this process has seen on the channel: a counter found below it was rolled back. */
+  seen: number;
 }
 
 /** What a watch needs from its store. */
 interface WatchHost {
   subscribe(feed: Feed): Promise<void>;
   head(channel: string): Promise<number>;
-  range(channel: string, after: number, upTo: number, count: number): Promise<StoredEvent[]>;
+  readSince(channel: string, after: number, limit: number): Promise<HistoryPage>;
+  /** Moves a counter found below `floor` above it (see REPAIR); resolves with the head. */
+  repair(channel: string, floor: number): Promise<number>;
   release(watcher: Watcher): void;
 }
 
 /**
  * One watch. Everything it does (going live, pub/sub messages, gap fills,
  * catch-ups) runs on one promise chain, so deliveries never interleave and
- * `position` (the last seq delivered) only grows.
+ * `position` (the last seq delivered, or skipped to) only grows.
  */
 class Watcher implements StoreWatch {
   readonly ready: Promise<number>;
@@ -148,6 +209,7 @@ class Watcher implements StoreWatch {
     private readonly host: WatchHost,
     readonly feed: Feed,
     private readonly listener: StoreListener,
+    private readonly lost: StoreLossListener | undefined,
   ) {
     let resolve!: (head: number) => void;
     let reject!: (error: unknown) => void;
@@ -167,7 +229,7 @@ class Watcher implements StoreWatch {
   private async start(): Promise<number> {
     await this.host.subscribe(this.feed);
     const head = await this.host.head(this.feed.channel);
-    this.position = head;
+    this.moveTo(head);
     return head;
   }
 
@@ -194,21 +256,32 @@ class Watcher implements StoreWatch {
   /**
    * Delivers the kept history in (position, upTo]. Returns false when Redis
    * could not be read; a retry is scheduled then, and the caller must not
-   * deliver anything past the hole. Trimmed history is skipped (the seqs
-   * jump), so a watch never stalls on events that are gone.
+   * deliver anything past the hole. History that is gone (trimmed, or lost
+   * with Redis's data) is skipped and reported to `lost`, so a watch never
+   * stalls on events that will not come.
    */
   private async fill(upTo: number): Promise<boolean> {
     for (;;) {
-      let events: StoredEvent[];
+      let page: HistoryPage;
       try {
-        events = await this.host.range(this.feed.channel, this.position, upTo, FILL_BATCH);
+        page = await this.host.readSince(this.feed.channel, this.position, FILL_BATCH);
+        if (page.head < this.feed.seen) {
+          // The counter is below what this process has seen: Redis rolled back. Move it past that, then read again.
+          await this.host.repair(this.feed.channel, this.feed.seen);
+          continue;
+        }
       } catch {
         this.scheduleRetry();
         return false;
       }
       if (this.closed) return false;
+      const events = page.events.filter((event) => event.seq <= upTo);
       if (events.length > 0) this.deliver(events);
-      if (events.length < FILL_BATCH) return true;
+      if (page.events.length < FILL_BATCH || events.length < page.events.length) {
+        const reached = Math.min(page.head, upTo);
+        if (reached > this.position) this.skipTo(reached);
+        return true;
+      }
     }
   }
 
@@ -221,10 +294,25 @@ class Watcher implements StoreWatch {
     this.retryTimer.unref();
   }
 
+  private moveTo(position: number): void {
+    this.position = position;
+    if (position > this.feed.seen) this.feed.seen = position;
+  }
+
   private deliver(events: StoredEvent[]): void {
-    this.position = events[events.length - 1]!.seq;
+    this.moveTo(events[events.length - 1]!.seq);
+    this.notify(() => this.listener(events));
+  }
+
+  private skipTo(position: number): void {
+    this.moveTo(position);
+    const { lost } = this;
+    if (lost !== undefined) this.notify(() => lost(position));
+  }
+
+  private notify(call: () => void): void {
     try {
-      this.listener(events);
+      call();
     } catch (error) {
       // A throwing listener is a bug to surface, like a throwing event listener; delivery to it carries on.
       process.nextTick(() => {
@@ -249,8 +337,19 @@ class Watcher implements StoreWatch {
 /**
  * A store shared by several processes through Redis: per channel a counter
  * (`<prefix>{<channel>}:seq`), a stream of recent events (`…:log`) and a
- * pub/sub channel (`…:feed`) that announces each append. The braces make
- * a channel's keys share a cluster hash slot.
+ * pub/sub channel (`…:feed`) that announces each append; and one
+ * `<prefix>epoch`, where numbering starts (see NUMBERING). Scripts touch a
+ * channel's keys and the epoch together, so they must live on one Redis
+ * (a primary and its replicas; not Redis Cluster).
+ *
+ * What Redis loses is said, never papered over: after a restart without
+ * persistence every id is new (above the lost ones), connected streams get a
+ * stream-reset with the next event and clients resuming from a lost id are
+ * reset. A counter found below what this process has seen (restored from an
+ * older snapshot, an AOF not yet on disk, an evicted key) is moved above it
+ * by the next read or append of a process watching the channel; a process
+ * that saw nothing cannot tell, so run Redis with `appendfsync always` and
+ * `maxmemory-policy noeviction` (or a `volatile-*` policy) where that matters.
  *
  * `ioredis` is an optional peer dependency, loaded on first use. Nothing
  * connects until the first call. While Redis is away, calls reject at once
@@ -277,7 +376,8 @@ export class RedisEventStore implements EventStore {
   private readonly host: WatchHost = {
     subscribe: (feed) => this.subscribe(feed),
     head: (channel) => this.head(channel),
-    range: (channel, after, upTo, count) => this.range(channel, after, upTo, count),
+    readSince: (channel, after, limit) => this.readSince(channel, after, limit),
+    repair: (channel, floor) => this.repair(channel, floor),
     release: (watcher) => this.release(watcher),
   };
 
@@ -296,17 +396,22 @@ export class RedisEventStore implements EventStore {
   async append(channel: string, bodies: readonly string[]): Promise<number> {
     if (bodies.length === 0) return (await this.head(channel)) + 1;
     const keys = this.keys(channel);
-    const reply = await this.run('append', (redis) =>
-      evalScript(redis, APPEND, [keys.seq, keys.log], [this.maxEvents, this.maxAge, keys.feed, ...bodies]),
+    const feed = this.feeds.get(keys.feed);
+    const floor = feed?.seen ?? 0;
+    const first = Number(
+      await this.run('append', (redis) =>
+        evalScript(redis, APPEND, [keys.seq, keys.log, keys.epoch], [this.maxEvents, this.maxAge, keys.feed, floor, ...bodies]),
+      ),
     );
-    return Number(reply);
+    if (feed !== undefined && first + bodies.length - 1 > feed.seen) feed.seen = first + bodies.length - 1;
+    return first;
   }
 
   async readSince(channel: string, after: number, limit: number): Promise<HistoryPage> {
     const keys = this.keys(channel);
     const from = Math.max(0, after);
     const reply = (await this.run('readSince', (redis) =>
-      evalScript(redis, READ, [keys.seq, keys.log], [from, Math.max(1, limit), this.maxEvents, this.maxAge]),
+      evalScript(redis, READ, [keys.seq, keys.log, keys.epoch], [from, Math.max(1, limit), this.maxEvents, this.maxAge]),
     )) as string[];
     const head = Number(reply[0]);
     if (from >= head) return { events: [], gap: false, head };
@@ -320,18 +425,18 @@ export class RedisEventStore implements EventStore {
   }
 
   async head(channel: string): Promise<number> {
-    const value = await this.run('head', (redis) => redis.get(this.keys(channel).seq));
-    return value === null ? 0 : Number(value);
+    const keys = this.keys(channel);
+    return Number(await this.run('head', (redis) => evalScript(redis, HEAD, [keys.seq, keys.epoch], [])));
   }
 
-  watch(channel: string, listener: StoreListener): StoreWatch {
+  watch(channel: string, listener: StoreListener, lost?: StoreLossListener): StoreWatch {
     const name = this.keys(channel).feed;
     let feed = this.feeds.get(name);
     if (feed === undefined) {
-      feed = { channel, watchers: new Set(), subscribed: undefined };
+      feed = { channel, watchers: new Set(), subscribed: undefined, seen: 0 };
       this.feeds.set(name, feed);
     }
-    const watcher = new Watcher(this.host, feed, listener);
+    const watcher = new Watcher(this.host, feed, listener, lost);
     feed.watchers.add(watcher);
     return watcher;
   }
@@ -354,9 +459,14 @@ export class RedisEventStore implements EventStore {
     }));
   }
 
-  private keys(channel: string): { seq: string; log: string; feed: string } {
+  private keys(channel: string): { seq: string; log: string; feed: string; epoch: string } {
     const base = `${this.keyPrefix}{${channel}}`;
-    return { seq: `${base}:seq`, log: `${base}:log`, feed: `${base}:feed` };
+    return { seq: `${base}:seq`, log: `${base}:log`, feed: `${base}:feed`, epoch: `${this.keyPrefix}epoch` };
+  }
+
+  private async repair(channel: string, floor: number): Promise<number> {
+    const keys = this.keys(channel);
+    return Number(await this.run('repair', (redis) => evalScript(redis, REPAIR, [keys.seq, keys.epoch], [floor])));
   }
 
   private async run<T>(what: string, command: (redis: Redis) => Promise<T>): Promise<T> {
@@ -476,12 +586,6 @@ export class RedisEventStore implements EventStore {
     if (this.closed || this.subscriber === undefined) return;
     // A watch on this channel started later queues its SUBSCRIBE behind this on the same connection.
     void this.subscriber.then(({ redis }) => redis.unsubscribe(name)).catch(() => {});
-  }
-
-  private async range(channel: string, after: number, upTo: number, count: number): Promise<StoredEvent[]> {
-    const end = Number.isFinite(upTo) ? `0-${upTo}` : '+';
-    const entries = await this.run('read', (redis) => redis.xrange(this.keys(channel).log, `(0-${after}`, end, 'COUNT', count));
-    return entries.map(([id, fields]) => ({ seq: seqOf(id), body: fields[fields.indexOf('b') + 1] ?? '' }));
   }
 }
 

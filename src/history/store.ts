@@ -43,16 +43,26 @@ export interface EventStore {
   readSince(channel: string, after: number, limit: number): MaybePromise<HistoryPage>;
   /**
    * The channel's newest sequence number. For a channel never published to,
-   * a position before its first event (Redis: 0; memory: a clock-based start).
+   * the position its first event will follow (a clock-based starting point,
+   * the same for every caller until then), so that it is never mistaken
+   * for a position in a history that was lost.
    */
   head(channel: string): MaybePromise<number>;
-  /** Shared stores only: delivers events appended anywhere from now on. */
-  watch?(channel: string, listener: StoreListener): StoreWatch;
+  /**
+   * Shared stores only: delivers events appended anywhere from now on. When
+   * the store finds that history the watch had not delivered is gone (lost
+   * with the store's data, or trimmed while it could not read), it calls
+   * `lost` with the position the watch continues from instead.
+   */
+  watch?(channel: string, listener: StoreListener, lost?: StoreLossListener): StoreWatch;
   /** Releases connections and timers. */
   close?(): MaybePromise<void>;
 }
 
 export type StoreListener = (events: readonly StoredEvent[]) => void;
+
+/** Called with the position a watch skipped to: the events up to it will never be delivered. */
+export type StoreLossListener = (position: number) => void;
 
 export interface StoreWatch {
   /**

@@ -29,6 +29,8 @@ export interface RunningRedis {
    * it again on the same port; resolves once it answers PING.
    */
   restart(whileDown?: () => Promise<void>): Promise<void>;
+  /** Like restart(), but the server is killed with SIGKILL: whatever it had not written to disk is gone. */
+  crash(whileDown?: () => Promise<void>): Promise<void>;
   /** What redis-server printed so far, for failure messages. */
   output(): string;
 }
@@ -115,7 +117,7 @@ export async function startRedis(options: RedisOptions = {}): Promise<RunningRed
   const dir = await mkdtemp(path.join(os.tmpdir(), 'redis-'));
   const port = await freePort();
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir];
-  if (options.appendOnly === true) args.push('--appendonly', 'yes', '--appendfsync', 'always');
+  args.push(...(options.appendOnly === true ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']));
 
   let output = '';
   let child: ChildProcess | null = null;
@@ -144,13 +146,13 @@ export async function startRedis(options: RedisOptions = {}): Promise<RunningRed
     }
   };
 
-  const halt = async (): Promise<void> => {
+  const halt = async (signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> => {
     const current = child;
     if (current === null) return;
     child = null;
     if (current.exitCode === null && current.signalCode === null) {
       const exited = new Promise<void>((resolve) => current.once('exit', () => resolve()));
-      current.kill('SIGTERM');
+      current.kill(signal);
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS);
@@ -187,6 +189,15 @@ export async function startRedis(options: RedisOptions = {}): Promise<RunningRed
     restart: async (whileDown) => {
       if (stopped !== null) throw new Error('restart() after stop()');
       await halt();
+      try {
+        await whileDown?.();
+      } finally {
+        await launch();
+      }
+    },
+    crash: async (whileDown) => {
+      if (stopped !== null) throw new Error('crash() after stop()');
+      await halt('SIGKILL');
       try {
         await whileDown?.();
       } finally {
