@@ -21,6 +21,7 @@ import {
   EventStream,
   EventStreamClosedError,
   GripPublishError,
+  MemoryEventStore,
   type EventStreamOptions,
   type ServerSentEvent,
 } from '../src/index.js';
@@ -94,11 +95,26 @@ function numbered(count: number, from = 0): ServerSentEvent[] {
   return Array.from({ length: count }, (_, i) => ({ data: from + i }));
 }
 
-/** One publishEvent every GAP_MS, not awaited (as an app publishing as things happen); each outcome is null or the error. */
-async function publishSeries(eventStream: EventStream, channel: string, count = COUNT): Promise<Array<Promise<unknown>>> {
+interface EventPublisher {
+  publishEvent(channel: string, event: ServerSentEvent): Promise<void>;
+}
+
+/**
+ * One publishEvent every GAP_MS, not awaited (as an app publishing as
+ * things happen), through `via`; each outcome is null or the error.
+ */
+async function publishSeries(
+  eventStream: EventStream,
+  channel: string,
+  count = COUNT,
+  via: 'publishEvent' | 'getChannelPublisher' = 'publishEvent',
+): Promise<Array<Promise<unknown>>> {
+  const publisher = eventStream.getChannelPublisher(channel);
+  const target: EventPublisher =
+    via === 'publishEvent' ? eventStream : { publishEvent: (_channel, event) => publisher.publishEvent(event) };
   const outcomes: Array<Promise<unknown>> = [];
   for (let i = 0; i < count; i++) {
-    outcomes.push(eventStream.publishEvent(channel, { data: i }).then(() => null, (error: unknown) => error));
+    outcomes.push(target.publishEvent(channel, { data: i }).then(() => null, (error: unknown) => error));
     await sleep(GAP_MS);
   }
   return outcomes;
@@ -150,13 +166,13 @@ test('a slow proxy: every publishEvent reaches the direct client and the store b
   assert.equal(api.requests.length, 2);
 });
 
-test('a proxy that never answers: the direct client gets all 20 events; each publishEvent rejects with its own timeout', async (t) => {
+test('a proxy that never answers: the direct client gets all 20 events; each publish (a ChannelPublisher\'s here) rejects with its own timeout', async (t) => {
   const defer = cleanups(t);
   const api = await control(defer, hold);
   const s = await setup(t, api.url, { gripPublishTimeout: 300 });
   const client = await s.direct('hang');
 
-  const outcomes = await publishSeries(s.eventStream, 'hang');
+  const outcomes = await publishSeries(s.eventStream, 'hang', COUNT, 'getChannelPublisher');
   await assertDeliveredLocally(s, client, 'hang', indices(COUNT));
   for (const error of await Promise.all(outcomes)) {
     assertGripError(error, api, -1);
@@ -277,6 +293,33 @@ test('two proxies, one hanging: the other gets every event while the first reque
   hanging.release();
   assert.deepEqual(await Promise.all(outcomes), new Array(COUNT).fill(null));
   assert.deepEqual(hanging.published(), indices(COUNT));
+});
+
+test('reliable mode behind a slow proxy: publishes that waited travel together, but an item never spans events another publisher numbered in between', async (t) => {
+  const defer = cleanups(t);
+  const api = await control(defer, hold);
+  // Two EventStreams numbering one channel in one store, as two processes sharing Redis would.
+  const store = new MemoryEventStore();
+  const s = await setup(t, api.url, { store, gripReliable: true });
+  const other = new EventStream({ store });
+  defer(() => other.close());
+
+  const outcomes = [s.eventStream.publishEvent('gaps', { data: 'first' })];
+  await until(() => api.requests.length === 1, 5000, 'the first request to reach the proxy');
+  outcomes.push(s.eventStream.publishEvent('gaps', { data: 'second' }));
+  await new Promise((resolve) => setImmediate(resolve));
+  await other.publishEvent('gaps', { data: 'not ours' });
+  outcomes.push(s.eventStream.publishEvent('gaps', { data: 'third' }));
+  await new Promise((resolve) => setImmediate(resolve));
+  api.release();
+  await Promise.all(outcomes);
+
+  assert.equal(api.requests.length, 2, 'the two publishes that waited went out in one request');
+  const [first, later] = api.requests.map((request) => request.items);
+  const ids = [...first!, ...later!].map((item) => ({ id: Number(item.id), prevId: Number(item.prevId), data: item.data }));
+  assert.deepEqual(ids.map((item) => item.data), [['"first"'], ['"second"'], ['"third"']]);
+  assert.equal(ids[1]!.prevId, ids[0]!.id, 'second follows first');
+  assert.equal(ids[2]!.prevId, ids[1]!.id + 1, 'third says the event between was not in this item');
 });
 
 // ---------------------------------------------------------------------------
