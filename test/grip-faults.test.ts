@@ -441,6 +441,7 @@ test('close() aborts proxy calls in flight: every pending publish and writable f
   writable.write({ data: 'written' });
   await new Promise((resolve) => setImmediate(resolve));
   const lastMinute = s.eventStream.publishEvent('closing', { data: 'just before close' }).catch((error: unknown) => error);
+  const idle = s.eventStream.createChannelWritable('closing');
   await s.eventStream.close();
 
   for (const error of await Promise.all([inFlight, queued, lastMinute])) {
@@ -452,6 +453,11 @@ test('close() aborts proxy calls in flight: every pending publish and writable f
   await until(() => api.requests[0]!.aborted, 5000, 'the proxy to see its call aborted');
   assert.equal(api.requests.length, 1, 'nothing more was sent after close()');
   await assert.rejects(s.eventStream.publishEvent('closing', { data: 'after' }), EventStreamClosedError);
+  // A writable idle at close() fails its next write with our error too (stream rules: 'error').
+  const idleError = once(idle, 'error');
+  idle.write({ data: 'after close' });
+  const [lateError] = (await idleError) as [unknown];
+  assert.ok(lateError instanceof EventStreamClosedError);
 });
 
 test('close() with a @fanoutio/grip Publisher whose call hangs: pending publishes settle at once with EventStreamClosedError', { timeout: 20_000 }, async (t) => {
