@@ -31,7 +31,7 @@ export class GripBridge implements RemotePublisher {
     this.proxies = resolveGripProxies(option);
     this.options = options;
     const settings = {
-      gripPrefix: options.gripPrefix,
+      gripChannel: (channel: string) => this.gripChannel(channel),
       reliable: options.gripReliable,
       timeoutMs: options.gripPublishTimeout,
     };

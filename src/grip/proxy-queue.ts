@@ -4,7 +4,8 @@ import type { GripProxy } from './config.js';
 import { groupItems, publishToProxy } from './control-api.js';
 
 export interface ProxyQueueSettings {
-  readonly gripPrefix: string;
+  /** The GRIP channel of a channel (the bridge applies the prefix). */
+  readonly gripChannel: (channel: string) => string;
   readonly reliable: boolean;
   readonly timeoutMs: number;
 }
@@ -65,10 +66,10 @@ export class ProxyQueue {
   /** Sends the batches' events as one publish; resolves with what went wrong, or null. */
   private async exchange(channel: string, batches: readonly Batch[]): Promise<Error | null> {
     const events = batches.length === 1 ? batches[0]!.events : batches.flatMap((batch) => batch.events);
-    const { gripPrefix, reliable, timeoutMs } = this.settings;
+    const { gripChannel, reliable, timeoutMs } = this.settings;
     try {
       const items = groupItems(channel, events);
-      await publishToProxy(this.proxy, gripPrefix + channel, items, reliable, timeoutMs, this.closing);
+      await publishToProxy(this.proxy, gripChannel(channel), items, reliable, timeoutMs, this.closing);
       return null;
     } catch (error) {
       if (error instanceof GripPublishError || error instanceof EventStreamClosedError) return error;
