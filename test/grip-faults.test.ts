@@ -295,6 +295,23 @@ test('two proxies, one hanging: the other gets every event while the first reque
   assert.deepEqual(hanging.published(), indices(COUNT));
 });
 
+test('a slow proxy and many channels at once: one call in flight per channel, all settle, and no listener-leak warning', async (t) => {
+  const defer = cleanups(t);
+  const api = await control(defer, hold);
+  const s = await setup(t, api.url);
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error): void => void warnings.push(warning);
+  process.on('warning', onWarning);
+  defer(() => process.off('warning', onWarning));
+  const channels = Array.from({ length: 40 }, (_, i) => `many-${i}`);
+  const outcomes = channels.map((channel) => s.eventStream.publishEvent(channel, { data: channel }));
+  await until(() => api.requests.length === channels.length, 5000, 'one request per channel');
+  api.release();
+  await Promise.all(outcomes);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(warnings.map((warning) => warning.name), []);
+});
+
 test('reliable mode behind a slow proxy: publishes that waited travel together, but an item never spans events another publisher numbered in between', async (t) => {
   const defer = cleanups(t);
   const api = await control(defer, hold);

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { RemotePublisher } from '../channel/writable.js';
 import { EventStreamClosedError } from '../errors.js';
 import type { StoredEvent } from '../history/store.js';
@@ -30,6 +31,8 @@ export class GripBridge implements RemotePublisher {
   constructor(option: unknown, options: GripBridgeOptions) {
     this.proxies = resolveGripProxies(option);
     this.options = options;
+    // Every call in flight listens for close(): one per busy channel and proxy, legitimately many.
+    setMaxListeners(0, this.closing.signal);
     const settings = {
       gripChannel: (channel: string) => this.gripChannel(channel),
       reliable: options.gripReliable,
