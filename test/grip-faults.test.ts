@@ -35,7 +35,7 @@ import {
 } from './helpers/fake-control-api.js';
 import { cleanups } from './helpers/requirements.js';
 import { freePort, listen } from './helpers/server.js';
-import { RecordingEventSource, until } from './helpers/sse-client.js';
+import { openRaw, RecordingEventSource, until } from './helpers/sse-client.js';
 
 const COUNT = 20;
 /** Publishes are spread out like an app's (the issue's runs used one every 100 ms), so each goes out in its own batch. */
@@ -45,6 +45,8 @@ type Defer = ReturnType<typeof cleanups>;
 
 interface Setup {
   defer: Defer;
+  /** The app's base URL; it serves `/<channel>`. */
+  url: string;
   eventStream: EventStream;
   /** A direct (not proxied) subscriber of `channel`; from `lastEventId` when given, so it replays the store. */
   direct(channel: string, lastEventId?: string): Promise<RecordingEventSource>;
@@ -68,6 +70,7 @@ async function setup(t: TestContext, grip: EventStreamOptions['grip'], options: 
   defer(() => app.close());
   return {
     defer,
+    url: app.url,
     eventStream,
     async direct(channel, lastEventId) {
       const query = lastEventId === undefined ? '' : `?lastEventId=${encodeURIComponent(lastEventId)}`;
@@ -371,6 +374,31 @@ test('a writable behind a slow proxy: events are delivered at once, write() retu
   await once(writable, 'finish');
   assert.deepEqual(api.published(), indices(13));
   await client.waitFor(13);
+});
+
+test('a writable whose proxy answers while a backed-up subscriber still holds the hub: drain comes once both caught up', { timeout: 30_000 }, async (t) => {
+  const defer = cleanups(t);
+  const api = await control(defer, hold);
+  const s = await setup(t, api.url, { maxBufferBytes: 256 * 1024 * 1024 });
+  // A subscriber that does not read: once its socket backs up, the hub takes one event per turn of the event loop.
+  const stuck = await openRaw(`${s.url}/both`, { accept: 'text/event-stream' });
+  defer(() => stuck.close());
+  stuck.res.pause();
+  const writable = s.eventStream.createChannelWritable('both', { highWaterMark: 16 });
+  const padding = 'x'.repeat(1024);
+  const total = 12_000;
+  const returned = Array.from({ length: total }, (_, i) => writable.write({ data: { i, padding } }));
+  assert.equal(returned.indexOf(false), 15);
+  // The proxy answers everything while the hub is still pacing through the batch.
+  await until(() => api.requests.length > 0, 5000, 'the batch to reach the proxy');
+  assert.ok(writable.writableLength > 0, 'the hub is still working through the batch');
+  api.release();
+  await until(() => api.published().length === total, 10_000, 'the proxy to have every event');
+  assert.ok(writable.writableLength > 0, 'the proxy answered before the hub was done');
+  stuck.res.resume();
+  await once(writable, 'drain');
+  writable.end();
+  await once(writable, 'finish');
 });
 
 test('Readable.pipe(writable) behind a slow proxy: every event the source wrote is delivered at once, the source pauses once highWaterMark events await the proxy, and all arrive when it answers', async (t) => {

@@ -140,7 +140,10 @@ export class ChannelWritable extends Writable {
    * so it is held back until they catch up (see remoteAnswered).
    */
   override emit(event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'drain' && this.remoteNeedDrain) return false;
+    if (event === 'drain' && this.remoteNeedDrain) {
+      if (this.awaitingRemote() >= this.writableHighWaterMark) return false;
+      this.remoteNeedDrain = false;
+    }
     return super.emit(event, ...args);
   }
 
