@@ -10,8 +10,8 @@
  */
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
-import net, { type AddressInfo } from 'node:net';
 import { once } from 'node:events';
+import net, { type AddressInfo } from 'node:net';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { test, type TestContext } from 'node:test';
@@ -26,11 +26,11 @@ import {
   type ServerSentEvent,
 } from '../src/index.js';
 import {
+  accept,
   cutMidAnswer,
   failWith,
   hold,
   startControlApi,
-  accept,
   type FakeControlApi,
 } from './helpers/fake-control-api.js';
 import { cleanups } from './helpers/requirements.js';
