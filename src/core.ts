@@ -1,7 +1,7 @@
 import type { ChannelHub } from './channel/hub.js';
 import { assertChannelName } from './channel/names.js';
 import { HubRegistry } from './channel/registry.js';
-import { ChannelWritable } from './channel/writable.js';
+import { ChannelWritable, PublishRequest } from './channel/writable.js';
 import { EventStoreError, EventStreamClosedError, HttpRequestError } from './errors.js';
 import { GripBridge } from './grip/bridge.js';
 import { startHeldStream } from './grip/held-stream.js';
@@ -74,8 +74,14 @@ export class EventStreamCore implements ResponseStreamHost {
   private readonly ownsStore: boolean;
   private readonly metrics = { eventsPublished: 0, slowClientsDropped: 0 };
   private readonly streams = new Set<ResponseStream>();
-  /** Writables behind publishEvent, one per channel while writes are in flight, so publishes keep their order. */
+  /**
+   * Writables behind publishEvent, one per channel while writes are in
+   * flight, so publishes keep their order. Each publish learns its own
+   * outcome (a PublishRequest), so one failure never errors the others.
+   */
   private readonly publishWritables = new Map<string, { writable: ChannelWritable; inFlight: number }>();
+  /** Publishes not settled yet: close() settles them at once, whatever they still wait for. */
+  private readonly pendingPublishes = new Set<PublishRequest>();
   private closed = false;
 
   constructor(options: EventStreamOptions | null | undefined) {
@@ -170,7 +176,7 @@ export class EventStreamCore implements ResponseStreamHost {
     this.metrics.slowClientsDropped++;
   }
 
-  openWritable(channel: string, highWaterMark?: number): ChannelWritable {
+  openWritable(channel: string, highWaterMark?: number, perRequest = false): ChannelWritable {
     if (this.closed) throw new EventStreamClosedError();
     assertChannelName(channel, this.options);
     // With a shared store, local subscribers are fed by the store, not by the writer.
@@ -186,10 +192,17 @@ export class EventStreamCore implements ResponseStreamHost {
       onRelease: () => {
         if (hub !== null) this.hubs.release(hub);
       },
+      isClosed: () => this.closed,
+      perRequest,
       highWaterMark,
     });
   }
 
+  /**
+   * Resolves once the store, the hub and every proxy have the event; rejects
+   * with the first failure (the store's, else a proxy's GripPublishError).
+   * Local delivery never waits for the proxies, nor depends on them.
+   */
   publish(channel: string, event: ServerSentEvent): Promise<void> {
     if (this.closed) throw new EventStreamClosedError();
     assertChannelName(channel, this.options);
@@ -197,8 +210,8 @@ export class EventStreamCore implements ResponseStreamHost {
 
     let entry = this.publishWritables.get(channel);
     if (entry === undefined || entry.writable.destroyed) {
-      const writable = this.openWritable(channel);
-      // Failures reach the caller through the write callback; the listener keeps them from crashing the process.
+      const writable = this.openWritable(channel, undefined, true);
+      // Outcomes go to each PublishRequest; the listener keeps anything unforeseen from crashing the process.
       writable.on('error', () => {});
       entry = { writable, inFlight: 0 };
       this.publishWritables.set(channel, entry);
@@ -206,13 +219,19 @@ export class EventStreamCore implements ResponseStreamHost {
     const current = entry;
     current.inFlight++;
     return new Promise<void>((resolve, reject) => {
-      current.writable.write(frame, (error) => {
+      const request = new PublishRequest(frame, (error) => {
+        this.pendingPublishes.delete(request);
+        if (error === null) resolve();
+        else reject(error);
+      });
+      this.pendingPublishes.add(request);
+      current.writable.write(request, (error) => {
+        // Called once the hub has the event; the proxies may still be working on it.
         if (--current.inFlight === 0 && this.publishWritables.get(channel) === current) {
           this.publishWritables.delete(channel);
           current.writable.end();
         }
-        if (error) reject(error);
-        else resolve();
+        request.written(error ? (this.closed ? new EventStreamClosedError() : error) : null);
       });
     });
   }
@@ -242,6 +261,9 @@ export class EventStreamCore implements ResponseStreamHost {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    // Proxy calls in flight are aborted, not left to their timeout: nothing outlives close().
+    this.grip?.close();
+    for (const request of [...this.pendingPublishes]) request.abandon(new EventStreamClosedError());
     for (const stream of [...this.streams]) stream.end();
     for (const { writable } of this.publishWritables.values()) writable.destroy();
     this.publishWritables.clear();

@@ -120,7 +120,10 @@ export class GripConfigError extends Error {
 /**
  * A GRIP proxy did not accept a publish. `status` is the HTTP status, or -1
  * when no response arrived (connection refused, timeout); `body` is the
- * proxy's response text.
+ * proxy's response text, or what went wrong. `cause` is the underlying
+ * error (the one with the code: ECONNREFUSED, ECONNRESET, UND_ERR_SOCKET,
+ * or the TimeoutError), and the message names it too. Local subscribers
+ * and the store had the event regardless.
  */
 export class GripPublishError extends Error {
   readonly code = 'ERR_EVENTSTREAM_GRIP_PUBLISH' as const;

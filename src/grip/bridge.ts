@@ -1,8 +1,10 @@
+import { setMaxListeners } from 'node:events';
 import type { RemotePublisher } from '../channel/writable.js';
+import { EventStreamClosedError } from '../errors.js';
 import type { StoredEvent } from '../history/store.js';
 import { resolveGripProxies, type GripProxy } from './config.js';
-import { groupItems, publishToProxy, serializeItems } from './control-api.js';
 import { holdResponse, type HoldResponse } from './hold.js';
+import { ProxyQueue } from './proxy-queue.js';
 import { isProxiedRequest } from './signature.js';
 
 export interface GripBridgeOptions {
@@ -22,12 +24,21 @@ let warnedUnverified = false;
 export class GripBridge implements RemotePublisher {
   readonly proxies: readonly GripProxy[];
   private readonly options: GripBridgeOptions;
-  /** The last publish of each channel: the next waits for it, so items reach the proxy in id order. */
-  private readonly tails = new Map<string, Promise<void>>();
+  /** Aborted by close(): every control-API call in flight stops at once, and no new one starts. */
+  private readonly closing = new AbortController();
+  private readonly queues: readonly ProxyQueue[];
 
   constructor(option: unknown, options: GripBridgeOptions) {
     this.proxies = resolveGripProxies(option);
     this.options = options;
+    // Every call in flight listens for close(): one per busy channel and proxy, legitimately many.
+    setMaxListeners(0, this.closing.signal);
+    const settings = {
+      gripChannel: (channel: string) => this.gripChannel(channel),
+      reliable: options.gripReliable,
+      timeoutMs: options.gripPublishTimeout,
+    };
+    this.queues = this.proxies.map((proxy) => new ProxyQueue(proxy, settings, this.closing.signal));
     if (!warnedUnverified && this.proxies.some((proxy) => proxy.verifyKey === undefined)) {
       warnedUnverified = true;
       process.emitWarning(
@@ -65,31 +76,31 @@ export class GripBridge implements RemotePublisher {
     });
   }
 
+  /**
+   * Publishes a batch to every proxy. Resolves once all accepted it; rejects
+   * with the first failing proxy's error (in the order of `options.grip`)
+   * once all answered, so a failing proxy never stops the others.
+   */
   publish(channel: string, events: readonly StoredEvent[]): Promise<void> {
-    const previous = this.tails.get(channel);
-    const published = previous === undefined ? this.send(channel, events) : previous.then(() => this.send(channel, events));
-    const tail = published.then(settled, settled);
-    this.tails.set(channel, tail);
-    void tail.then(() => {
-      if (this.tails.get(channel) === tail) this.tails.delete(channel);
+    if (this.closing.signal.aborted) return Promise.reject(new EventStreamClosedError());
+    const { queues } = this;
+    return new Promise<void>((resolve, reject) => {
+      const failures: Array<Error | null> = new Array(queues.length).fill(null);
+      let waiting = queues.length;
+      for (let i = 0; i < queues.length; i++) {
+        queues[i]!.enqueue(channel, events, (error) => {
+          failures[i] = error;
+          if (--waiting > 0) return;
+          const failure = failures.find((candidate) => candidate !== null);
+          if (failure === undefined) resolve();
+          else reject(failure);
+        });
+      }
     });
-    return published;
   }
 
-  private async send(channel: string, events: readonly StoredEvent[]): Promise<void> {
-    const gripChannel = this.gripChannel(channel);
-    const items = groupItems(channel, events);
-    const serialized = serializeItems(gripChannel, items, this.options.gripReliable);
-    const { gripPublishTimeout } = this.options;
-    const results = await Promise.allSettled(
-      this.proxies.map((proxy) =>
-        publishToProxy(proxy, gripChannel, items, serialized, gripPublishTimeout, this.options.gripReliable),
-      ),
-    );
-    for (const result of results) {
-      if (result.status === 'rejected') throw result.reason;
-    }
+  /** Aborts every control-API call in flight; queued and later publishes fail with EventStreamClosedError. */
+  close(): void {
+    this.closing.abort(new EventStreamClosedError());
   }
 }
-
-function settled(): void {}

@@ -29,6 +29,8 @@ export interface ItemContent {
  * Consecutive events become ONE item whose content is their SSE text, just
  * as a hub sends a same-tick burst as one write: the proxy's cost is per
  * item, so a burst costs it one item per 128 Ki characters instead of one per event.
+ * An item never spans a gap in the sequence (events another process published
+ * in between): its `prev-id` would claim the gap's events were sent.
  */
 export function groupItems(channel: string, events: readonly StoredEvent[]): ItemContent[] {
   const items: ItemContent[] = [];
@@ -36,7 +38,7 @@ export function groupItems(channel: string, events: readonly StoredEvent[]): Ite
   let bytes = 0;
   for (let i = 0; i < events.length; i++) {
     const size = events[i]!.body.length + channel.length + 24;
-    if (i > start && bytes + size > MAX_ITEM_CONTENT_CHARS) {
+    if (i > start && (bytes + size > MAX_ITEM_CONTENT_CHARS || events[i]!.seq !== events[i - 1]!.seq + 1)) {
       items.push(itemOf(channel, events, start, i));
       start = i;
       bytes = 0;
@@ -83,69 +85,132 @@ export function packBodies(items: readonly string[]): string[] {
   return bodies;
 }
 
-async function postBody(proxy: GripProxy, publishUri: string, body: string, timeoutMs: number): Promise<void> {
+/**
+ * POSTs one body. The call fails after `timeoutMs`, and at once when
+ * `closing` aborts (the EventStream closed): then it rejects with the
+ * closing reason, an EventStreamClosedError, rather than a proxy failure.
+ */
+async function postBody(
+  proxy: GripProxy,
+  publishUri: string,
+  body: string,
+  timeoutMs: number,
+  closing: AbortSignal,
+): Promise<void> {
+  closing.throwIfAborted();
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   const auth = proxy.client.getAuth?.();
   if (auth !== undefined) headers.authorization = await auth.buildHeader();
-  let response: Response;
+  closing.throwIfAborted();
+  // One signal for the whole exchange, answer body included: a proxy that sends headers and then stalls times out too.
+  const controller = new AbortController();
+  const timeout = new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError');
+  const timer = setTimeout(() => controller.abort(timeout), timeoutMs);
+  const onClosing = (): void => controller.abort(closing.reason);
+  closing.addEventListener('abort', onClosing, { once: true });
   try {
-    response = await fetch(publishUri, {
-      method: 'POST',
-      headers,
-      body,
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-  } catch (cause) {
-    const reason =
-      cause instanceof Error && cause.name === 'TimeoutError'
-        ? `no answer within ${timeoutMs} ms`
-        : describeNetworkError(cause);
-    throw new GripPublishError(proxy.label, -1, reason, { cause });
-  }
-  let text: string;
-  try {
-    text = await response.text();
-  } catch (cause) {
-    throw new GripPublishError(proxy.label, response.status, 'connection closed while reading the answer', { cause });
-  }
-  if (response.status < 200 || response.status >= 300) {
-    throw new GripPublishError(proxy.label, response.status, text);
+    let response: Response;
+    try {
+      response = await fetch(publishUri, { method: 'POST', headers, body, signal: controller.signal });
+    } catch (error) {
+      closing.throwIfAborted();
+      throw new GripPublishError(proxy.label, -1, describeFailure(error, timeout, timeoutMs), { cause: rootCause(error) });
+    }
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (error) {
+      closing.throwIfAborted();
+      const reason = `connection closed while reading the answer: ${describeFailure(error, timeout, timeoutMs)}`;
+      throw new GripPublishError(proxy.label, response.status, reason, { cause: rootCause(error) });
+    }
+    if (response.status < 200 || response.status >= 300) {
+      throw new GripPublishError(proxy.label, response.status, text);
+    }
+  } finally {
+    clearTimeout(timer);
+    closing.removeEventListener('abort', onClosing);
   }
 }
 
-function describeNetworkError(cause: unknown): string {
+/**
+ * fetch wraps what went wrong ("fetch failed", "terminated") around the
+ * error that says it (ECONNREFUSED, ECONNRESET, UND_ERR_SOCKET): the
+ * innermost error with a code is the one worth keeping as the cause.
+ */
+function rootCause(error: unknown): unknown {
+  let found = error;
+  let current: unknown = error;
+  for (let depth = 0; current instanceof Error && depth < 8; depth++) {
+    if (typeof (current as Error & { code?: unknown }).code === 'string') found = current;
+    current = (current as Error & { cause?: unknown }).cause;
+  }
+  return found;
+}
+
+function describeFailure(error: unknown, timeout: DOMException, timeoutMs: number): string {
+  if (error === timeout) return `timed out: no answer within ${timeoutMs} ms`;
+  const cause = rootCause(error);
   if (!(cause instanceof Error)) return String(cause);
-  const inner = (cause as Error & { cause?: unknown }).cause;
-  const code = inner instanceof Error ? (inner as Error & { code?: string }).code : undefined;
-  return code ? `${cause.message} (${code})` : cause.message;
+  const code = (cause as Error & { code?: unknown }).code;
+  return typeof code === 'string' && !cause.message.includes(code) ? `${cause.message} (${code})` : cause.message;
 }
 
-/** Publishes a batch to one proxy: one request per body, in order. */
+/**
+ * Publishes items to one proxy, in order: one request per body for a
+ * standard control API, one call per item for a custom client. `closing`
+ * stops it at once (a custom client's call in flight cannot be cancelled,
+ * but nothing waits for it).
+ */
 export async function publishToProxy(
   proxy: GripProxy,
   gripChannel: string,
   items: readonly ItemContent[],
-  serialized: readonly string[],
-  timeoutMs: number,
   reliable: boolean,
+  timeoutMs: number,
+  closing: AbortSignal,
 ): Promise<void> {
   if (proxy.publishUri !== null) {
-    for (const body of packBodies(serialized)) await postBody(proxy, proxy.publishUri, body, timeoutMs);
+    const bodies = packBodies(serializeItems(gripChannel, items, reliable));
+    for (const body of bodies) await postBody(proxy, proxy.publishUri, body, timeoutMs, closing);
     return;
   }
   // A custom client only knows one item per call; keep the order by awaiting each.
   for (const item of items) {
+    closing.throwIfAborted();
     try {
-      await proxy.client.publish(
-        gripChannel,
-        reliable
-          ? new Item(new HttpStreamFormat(item.content), String(item.id), String(item.prevId))
-          : new Item(new HttpStreamFormat(item.content)),
+      await abortable(
+        proxy.client.publish(
+          gripChannel,
+          reliable
+            ? new Item(new HttpStreamFormat(item.content), String(item.id), String(item.prevId))
+            : new Item(new HttpStreamFormat(item.content)),
+        ),
+        closing,
       );
     } catch (cause) {
+      closing.throwIfAborted();
       const context = (cause as { context?: { statusCode?: number; httpBody?: unknown } })?.context;
       const body = context?.httpBody ?? (cause as { message?: string })?.message ?? String(cause);
       throw new GripPublishError(proxy.label, context?.statusCode ?? -1, String(body), { cause });
     }
   }
+}
+
+/** Settles with `promise`, or rejects with the signal's reason as soon as it aborts. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
