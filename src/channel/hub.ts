@@ -1,9 +1,20 @@
 import { Duplex } from 'readable-stream';
 import type { StoredEvent } from '../history/store.js';
+import { flushAtEndOfTurn } from './flush-turn.js';
 import { eventText, HubFrame } from './frame.js';
 
-/** Above this many pending bytes a batch is handed on at once instead of at the end of the tick. */
+/** Above this many pending bytes a batch is handed on at once instead of at the end of the turn. */
 const MAX_BATCH_BYTES = 64 * 1024;
+/**
+ * While a subscriber's socket is backed up, the bytes a hub takes per turn of
+ * the event loop (at least one event); its writer waits for the next turn
+ * past that. One socket high-water mark (net.Socket's default, 16 KiB) per
+ * turn: a client that reads every turn keeps up, small events published
+ * one by one still coalesce, and a client that does not read falls behind
+ * until its own bound drops it. (Four times this outran EventSource
+ * readers in the same process, test/resources.test.ts.)
+ */
+const CONGESTED_TURN_BYTES = 16 * 1024;
 
 type Callback = (error?: Error | null) => void;
 
@@ -12,15 +23,20 @@ type Callback = (error?: Error | null) => void;
  * sequenced events (arrays of StoredEvent, in sequence order) and whose
  * readable side emits HubFrames to every subscriber's response stream.
  *
- * Events written in the same tick leave as ONE frame whose bytes are built
- * once, so a burst costs each subscriber one write instead of one per event,
- * and the encoding is done once per channel rather than once per client.
+ * Events written in the same turn of the event loop leave as ONE frame
+ * (at the end of the turn, see flush-turn.ts) whose bytes are built once, so
+ * a burst costs each subscriber one write instead of one per event, however
+ * it was published, and the encoding is done once per channel rather than
+ * once per client.
  *
  * Subscribers never return `false` from `write()` (they buffer up to their own
  * bound and are dropped past it), so a stuck socket cannot pause the hub.
  * Backpressure to writers comes from `congestedSubscribers`: while any socket
- * has more queued than its high-water mark, the write callback waits for the
- * next turn of the event loop, letting sockets flush before more is accepted.
+ * has more queued than its high-water mark, the hub takes CONGESTED_TURN_BYTES
+ * per turn of the event loop and then makes its writer wait for the next
+ * turn, letting sockets flush before more is accepted. It paces by bytes,
+ * not by writes: small events keep being taken (and their publishes keep
+ * resolving) at once, and coalesce, while a client is backed up.
  */
 export class ChannelHub extends Duplex {
   readonly channel: string;
@@ -40,6 +56,8 @@ export class ChannelHub extends Duplex {
   private batch: StoredEvent[] = [];
   private batchText = '';
   private flushScheduled = false;
+  /** Bytes taken since the last turn of the event loop began, for pacing while congested. */
+  private turnBytes = 0;
 
   constructor(channel: string) {
     super({
@@ -83,10 +101,10 @@ export class ChannelHub extends Duplex {
   }
 
   /**
-   * Enqueues batches event by event, but stops as soon as a subscriber's
-   * socket backs up and resumes on the next turn of the event loop: a large
-   * backlog must not land on a healthy socket in one go and trip its
-   * slow-client bound.
+   * Enqueues batches event by event, but stops once a subscriber's socket is
+   * backed up and this turn's share is taken, and resumes on the next turn
+   * of the event loop: a large backlog must not land on a healthy socket in
+   * one go and trip its slow-client bound.
    */
   private enqueueFrom(
     chunks: Array<{ chunk: readonly StoredEvent[] }>,
@@ -99,9 +117,12 @@ export class ChannelHub extends Duplex {
       for (let e = c === chunkIndex ? eventIndex : 0; e < events.length; e++) {
         this.enqueue(events[e]!);
         const more = e + 1 < events.length || c + 1 < chunks.length;
-        if (this.congestedSubscribers > 0 && more) {
+        if (more && this.turnTaken()) {
           this.flushBatch();
-          setImmediate(() => this.enqueueFrom(chunks, c, e + 1, callback));
+          setImmediate(() => {
+            this.turnBytes = 0;
+            this.enqueueFrom(chunks, c, e + 1, callback);
+          });
           return;
         }
       }
@@ -118,19 +139,32 @@ export class ChannelHub extends Duplex {
     this.position = event.seq;
     // Nobody listens here; the store keeps the history for later subscribers.
     if (this.subscriberCount === 0) return;
+    const text = eventText(this.channel, event);
     this.batch.push(event);
-    this.batchText += eventText(this.channel, event);
+    this.batchText += text;
+    this.turnBytes += text.length;
     if (this.batchText.length >= MAX_BATCH_BYTES) {
       this.flushBatch();
     } else if (!this.flushScheduled) {
       this.flushScheduled = true;
-      process.nextTick(flushScheduledBatch, this);
+      flushAtEndOfTurn(this);
     }
   }
 
+  /** A subscriber is backed up and this turn's share of bytes is taken: the rest waits for the next turn. */
+  private turnTaken(): boolean {
+    return this.congestedSubscribers > 0 && this.turnBytes >= CONGESTED_TURN_BYTES;
+  }
+
   private pace(callback: Callback): void {
-    if (this.congestedSubscribers > 0) setImmediate(callback);
-    else callback();
+    if (!this.turnTaken()) {
+      callback();
+      return;
+    }
+    setImmediate(() => {
+      this.turnBytes = 0;
+      callback();
+    });
   }
 
   /** @internal */
@@ -143,13 +177,10 @@ export class ChannelHub extends Duplex {
     if (this.subscriberCount > 0 && !this.destroyed) this.push(frame);
   }
 
-  /** @internal */
+  /** @internal Called at the end of the turn that wrote the batch (flush-turn.ts); a new turn's share begins. */
   flushScheduledBatch(): void {
     this.flushScheduled = false;
+    this.turnBytes = 0;
     this.flushBatch();
   }
-}
-
-function flushScheduledBatch(hub: ChannelHub): void {
-  hub.flushScheduledBatch();
 }

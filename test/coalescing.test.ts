@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { test, type TestContext } from 'node:test';
+import { EventStream, type EventStreamOptions } from '../src/index.js';
+import { RawHttpClient } from './helpers/raw-http.js';
+import { cleanups } from './helpers/requirements.js';
+import { listen } from './helpers/server.js';
+import { until } from './helpers/sse-client.js';
+
+/**
+ * How the publishing idioms the README shows reach the wire: each chunk a
+ * client receives is one socket write, so counting chunks per client counts
+ * what a fan-out costs. Events published in one turn of the caller, however
+ * they were published (awaited one by one, or piped), must leave together.
+ */
+
+const REQUEST = 'GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n';
+
+/** An EventStream serving `channel` on a real server; `/stuck` is a stream whose response the test can inspect. */
+async function serve(t: TestContext, channel: string, options: EventStreamOptions = {}) {
+  const defer = cleanups(t);
+  const eventStream = new EventStream({ keepAliveInterval: 0, ...options });
+  defer(() => eventStream.close());
+  let stuck: ServerResponse | null = null;
+  const server = await listen((req, res) => {
+    if (req.url === '/stuck') stuck = res;
+    void eventStream.run(req, res, channel);
+  });
+  defer(() => server.close());
+  const connect = async (count: number, request = REQUEST): Promise<RawHttpClient[]> => {
+    const clients = Array.from({ length: count }, () => new RawHttpClient(server.port, request));
+    for (const client of clients) defer(() => client.close());
+    await Promise.all(clients.map((client) => client.waitFor('stream-open', (c) => c.body().includes('stream-open'))));
+    return clients;
+  };
+  return { eventStream, connect, stuckResponse: () => stuck };
+}
+
+/** Loop turns (check phases) that pass until stop(). */
+function turnCounter(): { stop: () => number } {
+  let turns = 0;
+  let running = true;
+  const tick = (): void => {
+    if (!running) return;
+    turns++;
+    setImmediate(tick);
+  };
+  setImmediate(tick);
+  return {
+    stop: () => {
+      running = false;
+      return turns;
+    },
+  };
+}
+
+/** The values of `event: n` events in a body, in the order received, after checking that their ids are consecutive. */
+function receivedValues(body: string, channel: string): number[] {
+  const values: number[] = [];
+  let lastSeq: number | null = null;
+  for (const match of body.matchAll(new RegExp(`data: (\\{"i":(\\d+)[^\\n]*\\}|\\d+)\\nid: ${channel}:(\\d+)\\n\\n`, 'g'))) {
+    const seq = Number(match[3]);
+    if (lastSeq !== null) assert.equal(seq, lastSeq + 1, 'ids follow each other');
+    lastSeq = seq;
+    values.push(Number(match[2] ?? match[1]));
+  }
+  return values;
+}
+
+const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
+
+test('an awaited publishEvent loop in one turn reaches each client as one chunk, not one per event', async (t) => {
+  const { eventStream, connect } = await serve(t, 'loop');
+  const clients = await connect(5);
+
+  for (let i = 0; i < 200; i++) await eventStream.publishEvent('loop', { event: 'n', data: i });
+
+  for (const client of clients) {
+    await client.waitFor('200 events', (c) => c.body().includes('data: 199\n'));
+    const [opening, ...frames] = client.chunks();
+    assert.match(opening!, /^event: stream-open\n/);
+    assert.deepEqual(receivedValues(frames.join(''), 'loop'), range(0, 200));
+    assert.equal(frames.length, 1, `the loop's events left in ${frames.length} chunks`);
+  }
+});
+
+test('pipeline(Readable.from(events), createChannelWritable()) reaches each client as one chunk', async (t) => {
+  const { eventStream, connect } = await serve(t, 'piped');
+  const clients = await connect(5);
+
+  await pipeline(
+    Readable.from(range(0, 200).map((i) => ({ event: 'n', data: i }))),
+    eventStream.createChannelWritable('piped'),
+  );
+
+  for (const client of clients) {
+    await client.waitFor('200 events', (c) => c.body().includes('data: 199\n'));
+    const frames = client.chunks().slice(1);
+    assert.deepEqual(receivedValues(frames.join(''), 'piped'), range(0, 200));
+    assert.equal(frames.length, 1, `the piped events left in ${frames.length} chunks`);
+  }
+});
+
+test('while a socket is backed up, awaited and piped publishes resolve without a loop turn each; the never-reading client is still dropped at its bound and the others get everything in order', async (t) => {
+  const maxBufferBytes = 1024 * 1024;
+  const { eventStream, connect, stuckResponse } = await serve(t, 'jam', { maxBufferBytes });
+  const readers = await connect(3);
+  const [stuck] = await connect(1, REQUEST.replace('/events', '/stuck'));
+  stuck!.socket.pause();
+  const stuckSocket = stuckResponse()!.socket!;
+  const pad = 'p'.repeat(16 * 1024);
+  let next = 0;
+
+  // Phase 1: fill the stuck client's kernel buffers until its server-side socket backs up (the hub now sees congestion).
+  while (!stuckSocket.writableNeedDrain) {
+    assert.ok(next < 2000, 'the stuck socket backs up within 32 MiB');
+    await eventStream.publishEvent('jam', { event: 'n', data: { i: next++, pad } });
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  assert.equal(eventStream.stats().slowClientsDropped, 0, 'the stuck client is still within its bound');
+
+  // Phase 2: 200 small awaited publishes while it stays backed up. Pacing one event per loop turn would take 200 turns.
+  const readerChunksBefore = readers.map((reader) => reader.chunks().length);
+  const turns = turnCounter();
+  const smallFrom = next;
+  for (let i = 0; i < 200; i++) await eventStream.publishEvent('jam', { event: 'n', data: { i: next++ } });
+  const elapsed = turns.stop();
+  assert.ok(stuckSocket.writableNeedDrain, 'the stuck socket was backed up throughout');
+  assert.ok(elapsed <= 2, `200 awaited publishes took ${elapsed} loop turns`);
+  for (const reader of readers) {
+    await reader.waitFor('the small events', (c) => c.body().includes(`{"i":${next - 1}}`));
+  }
+  readers.forEach((reader, r) => {
+    const chunks = reader.chunks().slice(readerChunksBefore[r]!);
+    assert.ok(chunks.length <= 2, `the 200 small events reached a reader in ${chunks.length} chunks`);
+    assert.deepEqual(receivedValues(chunks.join(''), 'jam').slice(-200), range(smallFrom, next));
+  });
+
+  // Phase 3: the same through a pipe from Readable.from.
+  const pipedChunksBefore = readers.map((reader) => reader.chunks().length);
+  const pipeTurns = turnCounter();
+  const pipedFrom = next;
+  await pipeline(
+    Readable.from(range(0, 200).map(() => ({ event: 'n', data: { i: next++ } }))),
+    eventStream.createChannelWritable('jam'),
+  );
+  const pipeElapsed = pipeTurns.stop();
+  assert.ok(stuckSocket.writableNeedDrain, 'the stuck socket was backed up throughout');
+  assert.ok(pipeElapsed <= 2, `piping 200 events took ${pipeElapsed} loop turns`);
+  for (const reader of readers) {
+    await reader.waitFor('the piped events', (c) => c.body().includes(`{"i":${next - 1}}`));
+  }
+  readers.forEach((reader, r) => {
+    const chunks = reader.chunks().slice(pipedChunksBefore[r]!);
+    assert.ok(chunks.length <= 2, `the 200 piped events reached a reader in ${chunks.length} chunks`);
+    assert.deepEqual(receivedValues(chunks.join(''), 'jam').slice(-200), range(pipedFrom, next));
+  });
+
+  // Phase 4: keep publishing until the stuck client passes its bound: it is dropped, the readers are not.
+  while (eventStream.stats().slowClientsDropped === 0) {
+    assert.ok(next < 4000, 'the stuck client is dropped within 32 MiB more');
+    await eventStream.publishEvent('jam', { event: 'n', data: { i: next++, pad } });
+  }
+  // The server destroyed the stuck connection instead of buffering for it (seen once the client reads again).
+  stuck!.socket.resume();
+  await until(() => stuck!.closed, 5000, 'the server to close the stuck connection');
+  for (const reader of readers) {
+    await reader.waitFor('every event', (c) => c.body().includes(`{"i":${next - 1},`), 30_000);
+    assert.deepEqual(receivedValues(reader.body(), 'jam'), range(0, next));
+  }
+  assert.equal(eventStream.stats().slowClientsDropped, 1);
+  assert.equal(eventStream.stats().channels.jam, 3);
+});
