@@ -76,10 +76,11 @@ export class EventStreamCore implements ResponseStreamHost {
   private readonly streams = new Set<ResponseStream>();
   /**
    * Writables behind publishEvent, one per channel while writes are in
-   * flight, so publishes keep their order. Each publish learns its own
+   * flight (and, on a channel with subscribers, until a turn passes without
+   * one), so publishes keep their order. Each publish learns its own
    * outcome (a PublishRequest), so one failure never errors the others.
    */
-  private readonly publishWritables = new Map<string, { writable: ChannelWritable; inFlight: number }>();
+  private readonly publishWritables = new Map<string, PublishWritable>();
   /** Publishes not settled yet: close() settles them at once, whatever they still wait for. */
   private readonly pendingPublishes = new Set<PublishRequest>();
   private closed = false;
@@ -213,7 +214,7 @@ export class EventStreamCore implements ResponseStreamHost {
       const writable = this.openWritable(channel, undefined, true);
       // Outcomes go to each PublishRequest; the listener keeps anything unforeseen from crashing the process.
       writable.on('error', () => {});
-      entry = { writable, inFlight: 0 };
+      entry = { writable, inFlight: 0, idleCheck: false };
       this.publishWritables.set(channel, entry);
     }
     const current = entry;
@@ -227,13 +228,38 @@ export class EventStreamCore implements ResponseStreamHost {
       this.pendingPublishes.add(request);
       current.writable.write(request, (error) => {
         // Called once the hub has the event; the proxies may still be working on it.
-        if (--current.inFlight === 0 && this.publishWritables.get(channel) === current) {
-          this.publishWritables.delete(channel);
-          current.writable.end();
-        }
+        if (--current.inFlight === 0) this.publishIdle(channel, current);
         request.written(error ? (this.closed ? new EventStreamClosedError() : error) : null);
       });
     });
+  }
+
+  /**
+   * publishEvent's writable has nothing in flight. An awaited publish gets
+   * here before its caller publishes the next event, so ending the writable
+   * now would build a new one (and retain the hub again) for every event of
+   * an awaited loop. On a channel with subscribers, whose hub stays anyway,
+   * it is kept until a turn of the event loop passes without a publish; a
+   * channel nobody listens on lets its hub go at once.
+   */
+  private publishIdle(channel: string, entry: PublishWritable): void {
+    if (this.publishWritables.get(channel) !== entry) return;
+    if (!entry.writable.hasLocalSubscribers) {
+      this.retirePublishWritable(channel, entry);
+    } else if (!entry.idleCheck) {
+      entry.idleCheck = true;
+      setImmediate(() => {
+        entry.idleCheck = false;
+        // Busy again: the next time nothing is in flight checks anew.
+        if (entry.inFlight === 0) this.retirePublishWritable(channel, entry);
+      });
+    }
+  }
+
+  private retirePublishWritable(channel: string, entry: PublishWritable): void {
+    if (this.publishWritables.get(channel) !== entry) return;
+    this.publishWritables.delete(channel);
+    entry.writable.end();
   }
 
   /** The answer for a stream that cannot start now; see Admission. */
@@ -271,6 +297,14 @@ export class EventStreamCore implements ResponseStreamHost {
     this.keepAliveClock?.stop();
     if (this.ownsStore) void this.store.close?.();
   }
+}
+
+/** publishEvent's writable for one channel, with the publishes it has not called back for yet. */
+interface PublishWritable {
+  readonly writable: ChannelWritable;
+  inFlight: number;
+  /** An end-of-turn check for idleness is scheduled. */
+  idleCheck: boolean;
 }
 
 function firstValue(value: HeaderValue): string | undefined {

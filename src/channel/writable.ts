@@ -118,6 +118,12 @@ export class ChannelWritable extends Writable {
     this.onRelease = options.onRelease;
   }
 
+  /** The local hub has subscribers: it stays whether or not this writable holds it. */
+  get hasLocalSubscribers(): boolean {
+    const { hub } = this.options;
+    return hub !== null && !hub.destroyed && hub.subscriberCount > 0;
+  }
+
   /**
    * With a remote publisher or a shared store, writes issued in one tick are
    * corked together so they reach `_writev` as one batch (one control-API
