@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHook } from 'node:async_hooks';
 import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -84,6 +85,44 @@ test('an awaited publishEvent loop in one turn reaches each client as one chunk,
     assert.deepEqual(receivedValues(frames.join(''), 'loop'), range(0, 200));
     assert.equal(frames.length, 1, `the loop's events left in ${frames.length} chunks`);
   }
+});
+
+/** process.nextTick callbacks scheduled while `run` runs and until `done()` holds: the deferred work it cost. */
+async function ticksDuring(run: () => Promise<void>, done: () => boolean): Promise<number> {
+  let ticks = 0;
+  const hook = createHook({
+    init(_asyncId, type) {
+      if (type === 'TickObject') ticks++;
+    },
+  });
+  hook.enable();
+  try {
+    await run();
+    await until(done, 5000, 'every client to get the events');
+  } finally {
+    hook.disable();
+  }
+  return ticks;
+}
+
+test('an awaited publishEvent loop costs each event no more deferred work than a burst: it reuses one writable', async (t) => {
+  const { eventStream, connect } = await serve(t, 'reuse');
+  const clients = await connect(3);
+  const count = 200;
+  let sent = 0;
+  const allArrived = (): boolean => clients.every((client) => client.body().includes(`data: ${sent - 1}\n`));
+
+  const burst = await ticksDuring(async () => {
+    await Promise.all(range(0, count).map(() => eventStream.publishEvent('reuse', { event: 'n', data: sent++ })));
+  }, allArrived);
+  // Let the burst's writable go, so the loop starts as a first publish does.
+  await new Promise((resolve) => setImmediate(resolve));
+  const awaited = await ticksDuring(async () => {
+    for (let i = 0; i < count; i++) await eventStream.publishEvent('reuse', { event: 'n', data: sent++ });
+  }, allArrived);
+
+  // A writable built and ended per publish costs several ticks each (end, prefinish, finish).
+  assert.ok(awaited <= burst + count / 2, `an awaited loop scheduled ${awaited} ticks for ${count} events, a burst ${burst}`);
 });
 
 test('pipeline(Readable.from(events), createChannelWritable()) reaches each client as one chunk', async (t) => {
