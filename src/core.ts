@@ -290,6 +290,8 @@ export class EventStreamCore implements ResponseStreamHost {
     // Proxy calls in flight are aborted, not left to their timeout: nothing outlives close().
     this.grip?.close();
     for (const request of [...this.pendingPublishes]) request.abandon(new EventStreamClosedError());
+    // Events whose publishes resolved may still wait in a hub for the end of the turn: they go out before the streams end.
+    this.hubs.flushAll();
     for (const stream of [...this.streams]) stream.end();
     for (const { writable } of this.publishWritables.values()) writable.destroy();
     this.publishWritables.clear();

@@ -87,6 +87,18 @@ test('an awaited publishEvent loop in one turn reaches each client as one chunk,
   }
 });
 
+test('an event whose publishEvent resolved reaches the client before close() ends its stream', async (t) => {
+  const { eventStream, connect } = await serve(t, 'last');
+  const [client] = await connect(1);
+
+  await eventStream.publishEvent('last', { event: 'n', data: 1 });
+  // The hub hands its batch on at the end of the turn; close() in the same turn must not leave it behind.
+  await eventStream.close();
+
+  await client!.waitFor('the last chunk', (c) => c.text().endsWith('\r\n0\r\n\r\n'));
+  assert.deepEqual(receivedValues(client!.body(), 'last'), [1]);
+});
+
 /** process.nextTick callbacks scheduled while `run` runs and until `done()` holds: the deferred work it cost. */
 async function ticksDuring(run: () => Promise<void>, done: () => boolean): Promise<number> {
   let ticks = 0;

@@ -82,6 +82,11 @@ export class HubRegistry {
     return counts;
   }
 
+  /** Hands every hub's pending batch to its subscribers now, instead of at the end of the turn. */
+  flushAll(): void {
+    for (const hub of this.hubs.values()) hub.flushBatch();
+  }
+
   destroyAll(): void {
     for (const hub of this.hubs.values()) {
       hub.unwatch?.();
