@@ -87,6 +87,24 @@ test('an awaited publishEvent loop in one turn reaches each client as one chunk,
   }
 });
 
+test('independent publishers awaiting their own publishEvent in one turn (timers firing together, like requests read in one poll) share a chunk', async (t) => {
+  const { eventStream, connect } = await serve(t, 'many');
+  const clients = await connect(3);
+
+  // Timers of one delay set in one tick fire in the same timers phase, Node running each one's ticks before the next.
+  const published = range(0, 20).map(
+    (i) => new Promise<void>((resolve, reject) => setTimeout(() => eventStream.publishEvent('many', { event: 'n', data: i }).then(resolve, reject), 20)),
+  );
+  await Promise.all(published);
+
+  for (const client of clients) {
+    await client.waitFor('20 events', (c) => c.body().includes('data: 19\n'));
+    const frames = client.chunks().slice(1);
+    assert.deepEqual(receivedValues(frames.join(''), 'many'), range(0, 20));
+    assert.equal(frames.length, 1, `20 publishers' events left in ${frames.length} chunks`);
+  }
+});
+
 test('an event whose publishEvent resolved reaches the client before close() ends its stream', async (t) => {
   const { eventStream, connect } = await serve(t, 'last');
   const [client] = await connect(1);
