@@ -1,8 +1,10 @@
-// Client child of the fan-out benchmark: holds N raw HTTP/1.1 connections
-// (plain net sockets, no http client) to one server and parses just enough
-// SSE to count events and read their publish timestamps.
+// Client child of the fan-out and publishing-idiom benchmarks: holds N raw
+// HTTP/1.1 connections (plain net sockets, no http client) to one server and
+// parses just enough SSE to count events and read their publish timestamps;
+// for the chat scenario it is also the K publishers POSTing events.
 import net from 'node:net';
 import { serve, wallNow } from './ipc.js';
+import { makePayload } from './payload.js';
 import { SseCounter } from './sse-counter.js';
 
 const CONNECT_CONCURRENCY = 64;
@@ -127,8 +129,61 @@ async function connectMany(port, n) {
   await Promise.all(Array.from({ length: Math.min(CONNECT_CONCURRENCY, n) }, worker));
 }
 
+/**
+ * One publisher: a keep-alive connection that POSTs one event to /say, waits
+ * for the 204, and POSTs the next, until `endAt` (performance.now()). The
+ * event is stamped when sent, so subscribers measure POST-to-delivery.
+ */
+function postUntil(port, bytes, endAt, totals) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.setNoDelay(true);
+    socket.setEncoding('latin1');
+    let pending = '';
+    const send = () => {
+      const body = makePayload(bytes).json;
+      totals.posts++;
+      socket.write(
+        'POST /say HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n' +
+          `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    };
+    socket.on('connect', send);
+    socket.on('data', (text) => {
+      // The route answers 204, a head without a body; anything else ends the run.
+      pending += text;
+      for (let end = pending.indexOf('\r\n\r\n'); end !== -1; end = pending.indexOf('\r\n\r\n')) {
+        const status = Number(pending.slice(9, 12));
+        pending = pending.slice(end + 4);
+        if (status !== 204) {
+          socket.destroy();
+          reject(new Error(`POST /say answered ${status}`));
+          return;
+        }
+        totals.answered++;
+        if (performance.now() < endAt) {
+          send();
+        } else {
+          socket.end();
+          resolve();
+          return;
+        }
+      }
+    });
+    socket.on('error', reject);
+    socket.on('close', () => reject(new Error('a publisher connection closed before its last answer')));
+  });
+}
 
 serve({
+  /** K concurrent publishers POST events for `durationMs`; how many each sent, in all. */
+  async post({ port, k, durationMs, bytes }) {
+    const totals = { posts: 0, answered: 0 };
+    const start = performance.now();
+    await Promise.all(Array.from({ length: k }, () => postUntil(port, bytes, start + durationMs, totals)));
+    return { ...totals, ms: performance.now() - start };
+  },
+
   async connect({ port, n }) {
     await connectMany(port, n);
     return { connections: conns.size };
