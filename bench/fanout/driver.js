@@ -56,13 +56,16 @@ export async function holdConnections({ server, client }, port, n) {
   await until(`${n} server-side subscribers`, async () => (await server.call('count')) === n);
 }
 
-/** A few connections and events, so lazily loaded code is not counted as per-connection memory. */
-export async function warmUp(pair, port, bytes) {
+/**
+ * A few connections and events (published with the server command
+ * `publish`), so lazily loaded code is not counted as per-connection memory.
+ */
+export async function warmUp(pair, port, bytes, publish = 'burst') {
   const { server, client } = pair;
   await holdConnections(pair, port, 20);
   await client.call('expect', { events: 20 });
   const warm = client.call('awaitTarget');
-  await server.call('burst', { events: 20, bytes });
+  await server.call(publish, { events: 20, bytes });
   await warm;
   await holdConnections(pair, port, 0);
 }
