@@ -130,58 +130,89 @@ async function connectMany(port, n) {
 }
 
 /**
- * One publisher: a keep-alive connection that POSTs one event to /say, waits
- * for the 204, and POSTs the next, until `endAt` (performance.now()). The
- * event is stamped when sent, so subscribers measure POST-to-delivery.
+ * One publisher of the chat scenario: a keep-alive connection that POSTs an
+ * event to /say and waits for the answer before it sends the next. The
+ * connections are opened (and each has had one request answered) before a
+ * measurement: a connection's first request waits behind the server's busy
+ * loop for as long as the others keep it busy, which would measure
+ * connection setup, not publishing.
  */
-function postUntil(port, bytes, endAt, totals) {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.setNoDelay(true);
-    socket.setEncoding('latin1');
-    let pending = '';
-    const send = () => {
-      const body = makePayload(bytes).json;
-      totals.posts++;
-      socket.write(
+class Publisher {
+  constructor(port) {
+    this.socket = net.connect({ host: '127.0.0.1', port });
+    this.socket.setNoDelay(true);
+    this.socket.setEncoding('latin1');
+    this.pending = '';
+    this.answer = null;
+    this.error = null;
+    this.connected = new Promise((resolve, reject) => {
+      this.socket.once('connect', resolve);
+      this.socket.once('error', reject);
+    });
+    this.socket.on('data', (text) => {
+      // The route answers 204: a head without a body.
+      this.pending += text;
+      const end = this.pending.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      const status = Number(this.pending.slice(9, 12));
+      this.pending = this.pending.slice(end + 4);
+      this.settle(status === 204 ? null : new Error(`POST /say answered ${status}`));
+    });
+    this.socket.on('error', (error) => this.settle(error));
+    this.socket.on('close', () => this.settle(new Error('a publisher connection closed')));
+  }
+
+  settle(error) {
+    if (error !== null) this.error ??= error;
+    const answer = this.answer;
+    this.answer = null;
+    answer?.(this.error);
+  }
+
+  /** POSTs one event, stamped now; resolves with the 204. */
+  post(bytes) {
+    if (this.error !== null) return Promise.reject(this.error);
+    const body = makePayload(bytes).json;
+    return new Promise((resolve, reject) => {
+      this.answer = (error) => (error ? reject(error) : resolve());
+      this.socket.write(
         'POST /say HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n' +
           `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
       );
-    };
-    socket.on('connect', send);
-    socket.on('data', (text) => {
-      // The route answers 204, a head without a body; anything else ends the run.
-      pending += text;
-      for (let end = pending.indexOf('\r\n\r\n'); end !== -1; end = pending.indexOf('\r\n\r\n')) {
-        const status = Number(pending.slice(9, 12));
-        pending = pending.slice(end + 4);
-        if (status !== 204) {
-          socket.destroy();
-          reject(new Error(`POST /say answered ${status}`));
-          return;
-        }
-        totals.answered++;
-        if (performance.now() < endAt) {
-          send();
-        } else {
-          socket.end();
-          resolve();
-          return;
-        }
-      }
     });
-    socket.on('error', reject);
-    socket.on('close', () => reject(new Error('a publisher connection closed before its last answer')));
-  });
+  }
 }
 
+/** @type {Publisher[]} */
+let publishers = [];
+
 serve({
-  /** K concurrent publishers POST events for `durationMs`; how many each sent, in all. */
-  async post({ port, k, durationMs, bytes }) {
-    const totals = { posts: 0, answered: 0 };
+  /** Opens `k` publisher connections; each POSTs one event (so k events go to the subscribers). */
+  async openPublishers({ port, k, bytes }) {
+    publishers = Array.from({ length: k }, () => new Publisher(port));
+    await Promise.all(publishers.map((p) => p.connected));
+    await Promise.all(publishers.map((p) => p.post(bytes)));
+  },
+
+  /** Every publisher POSTs events back to back for `durationMs`; how many were answered, in all. */
+  async post({ durationMs, bytes }) {
+    let posts = 0;
     const start = performance.now();
-    await Promise.all(Array.from({ length: k }, () => postUntil(port, bytes, start + durationMs, totals)));
-    return { ...totals, ms: performance.now() - start };
+    const endAt = start + durationMs;
+    await Promise.all(
+      publishers.map(async (p) => {
+        while (performance.now() < endAt) {
+          await p.post(bytes);
+          posts++;
+        }
+      }),
+    );
+    return { posts, ms: performance.now() - start };
+  },
+
+  closePublishers() {
+    for (const p of publishers) p.socket.destroy();
+    publishers = [];
   },
 
   async connect({ port, n }) {
