@@ -79,6 +79,9 @@ function config(options) {
   for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`BENCH_IDIOMS: unknown scenario ${s}; expected ${SCENARIOS.join(', ')}`);
   const mount = process.env.BENCH_IDIOMS_MOUNT || 'express';
   if (mount !== 'express' && mount !== 'http') throw new Error(`BENCH_IDIOMS_MOUNT must be express or http, got ${mount}`);
+  if (mount === 'http' && scenarios.includes('chat')) {
+    throw new Error('the chat scenario is an Express route: with BENCH_IDIOMS_MOUNT=http leave chat out of BENCH_IDIOMS');
+  }
   const clients = envInt('BENCH_IDIOMS_CLIENTS', 1000);
   return {
     scenarios,
