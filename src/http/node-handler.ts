@@ -1,9 +1,12 @@
+import type { ServerResponse } from 'node:http';
 import { Http2ServerResponse } from 'node:http2';
 import type { ChannelHub } from '../channel/hub.js';
 import { SHUTTING_DOWN, type EventStreamCore } from '../core.js';
 import { EventStoreError, EventStreamClosedError } from '../errors.js';
+import type { StreamPosition } from '../history/event-id.js';
 import { responseSink } from './chunked-socket-sink.js';
 import { EVENT_STREAM_HEADERS } from './headers.js';
+import { isQueued, untilAtHead } from './queued-response.js';
 import { respondPlainText } from './respond.js';
 import type { SseRequest, SseResponse } from './types.js';
 
@@ -50,6 +53,10 @@ export async function serveNodeRequest(
         res.end();
         return;
       }
+      if (isQueued(res)) {
+        await openQueuedStream(core, res, admission.channels, admission.resume);
+        return;
+      }
       let hubs: ChannelHub[];
       try {
         hubs = await core.prepareStream(admission.channels);
@@ -69,6 +76,47 @@ export async function serveNodeRequest(
       core.openStream(responseSink(res), hubs, admission.resume);
     }
   }
+}
+
+/**
+ * A stream requested behind another response on its connection (pipelined):
+ * its bytes cannot reach the client before every response ahead of it has
+ * ended, which for a stream ahead may be never. So it is opened (hubs
+ * retained, subscribed, counted in `stats().streams`) only once it reaches
+ * the head of the connection, and never if the connection goes first:
+ * until then it holds no subscription and buffers no events, and its
+ * client, like one that connected at that moment, starts from where the
+ * channel then stands (a resuming client is replayed from the store as
+ * usual). Its head is written at once all the same: Node keeps it in the
+ * connection's outgoing queue and counts it, and that count is what makes
+ * Node stop reading a connection that piles up pipelined requests, exactly
+ * as it does for any handler that answers (without its head, one connection
+ * could queue requests without end). The head being out, an instance closed
+ * or a store out of reach by then gets the store-outage answer: an empty
+ * stream telling the client when to reconnect.
+ */
+async function openQueuedStream(
+  core: EventStreamCore,
+  res: ServerResponse,
+  channels: readonly string[],
+  resume: StreamPosition | null,
+): Promise<void> {
+  res.writeHead(200, EVENT_STREAM_HEADERS);
+  res.flushHeaders();
+  if (!(await untilAtHead(res)) || clientGone(res)) return;
+  let hubs: ChannelHub[];
+  try {
+    hubs = await core.prepareStream(channels);
+  } catch (error) {
+    if (error instanceof EventStreamClosedError || error instanceof EventStoreError) res.end(core.retryLaterBody);
+    else throw error;
+    return;
+  }
+  if (clientGone(res)) {
+    core.abandonStream(hubs);
+    return;
+  }
+  core.openStream(responseSink(res), hubs, resume);
 }
 
 function retryLater(res: SseResponse, body: string): void {
