@@ -5,6 +5,7 @@ import { test, type TestContext } from 'node:test';
 import { EventStream, type EventStreamOptions } from '../src/index.js';
 import { complete, parseResponse, RawConnection, type ParsedResponse } from './helpers/raw-http.js';
 import { cleanups } from './helpers/requirements.js';
+import { forkStreamServer, untilAsync } from './helpers/stream-server.js';
 import { listen } from './helpers/server.js';
 import { RecordingEventSource, until } from './helpers/sse-client.js';
 
@@ -316,3 +317,37 @@ test('a keep-alive agent reuses the connection of a stream the application ended
   assert.equal(masked(assertEndedStream(wire).rest).split(PLAIN_RESPONSE).join('|'), '||');
   assert.deepEqual(streamsAfterEnd, [0]);
 });
+
+test('no module state keeps a frame alive: after a 40 MB event, its client gone and the instance dropped, array buffers are back at baseline', async (t) => {
+  const defer = cleanups(t);
+  const server = await forkStreamServer({ keepAliveInterval: 0, maxBufferBytes: 128 * 1024 * 1024 });
+  defer(() => server.close());
+  const size = 40 * 1024 * 1024;
+
+  // Warm up: one small event through the socket sink, so lazily built internals are in the baseline.
+  const warmup = new RawConnection(server.port);
+  defer(() => warmup.close());
+  warmup.send('GET /events/big HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
+  await warmup.waitFor('stream-open', (text) => text.includes('stream-open'));
+  await server.publish('big', 'w');
+  await warmup.waitFor('the small event', (text) => text.includes('data: "w"'));
+  const baseline = (await server.snapshot()).arrayBuffers;
+
+  const client = new RawConnection(server.port);
+  defer(() => client.close());
+  client.send('GET /events/big HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
+  await client.waitFor('stream-open', (text) => text.includes('stream-open'));
+  await server.publish('big', 'x', { repeat: size });
+  await client.waitFor('the big event', (text) => text.length > size && text.endsWith('\n\n\r\n'), 30_000);
+  client.close();
+  warmup.close();
+  await untilAsync(async () => (await server.snapshot()).stats!.streams === 0, 5000, 'both streams to close');
+  await server.drop();
+
+  const after = (await server.snapshot()).arrayBuffers;
+  assert.ok(after - baseline < 4 * 1024 * 1024, `array buffers ${mb(after)} MB after, ${mb(baseline)} MB before`);
+});
+
+function mb(bytes: number): string {
+  return (bytes / 1024 / 1024).toFixed(1);
+}
