@@ -165,3 +165,64 @@ test('a connection piling up pipelined stream requests behind a stream stops bei
   client.close();
   await until(() => eventStream.stats().streams === 0 && eventStream.stats().hubs === 0, 5000, 'everything released');
 });
+
+test('connections reset right after writing a stream request leave no stream (the reset can come before the opening write)', async (t) => {
+  const defer = cleanups(t);
+  const eventStream = new EventStream({ keepAliveInterval: 0 });
+  defer(() => eventStream.close());
+  const server = await listen((req, res) => void eventStream.run(req, res, 'reset'));
+  defer(() => server.close());
+
+  for (let start = 0; start < 300; start += 50) {
+    await Promise.all(
+      Array.from(
+        { length: 50 },
+        () =>
+          new Promise<void>((resolve) => {
+            const socket = net.connect(server.port, '127.0.0.1');
+            socket.on('error', () => {});
+            socket.on('close', () => resolve());
+            socket.write(STREAM_REQUEST.replace('piped', 'reset'));
+            socket.resetAndDestroy();
+          }),
+      ),
+    );
+  }
+  await until(() => eventStream.stats().streams === 0, 1000, 'every stream released');
+  assert.equal(eventStream.stats().hubs, 0);
+});
+
+test('a pipelined stream request whose client leaves while its channels are being resolved opens nothing', async (t) => {
+  const defer = cleanups(t);
+  const eventStream = new EventStream({ keepAliveInterval: 0 });
+  defer(() => eventStream.close());
+  // A channel function that takes its time, as an authorization lookup would.
+  let resolved = 0;
+  const events = eventStream(
+    () =>
+      new Promise<string>((resolve) =>
+        setTimeout(() => {
+          resolved++;
+          resolve('lookup');
+        }, 20),
+      ),
+  );
+  let requests = 0;
+  const server = await listen((req, res) => {
+    requests++;
+    void events(req, res);
+  });
+  defer(() => server.close());
+
+  for (let i = 0; i < 20; i++) {
+    const client = new RawConnection(server.port);
+    client.send(STREAM_REQUEST + STREAM_REQUEST);
+    await until(() => requests === 2 * (i + 1), 5000, 'both requests to arrive');
+    client.close();
+    await client.closedPromise;
+  }
+  await until(() => resolved === 40, 5000, 'every channel function to resolve, after its connection was gone');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(eventStream.stats().streams, 0, 'no stream left');
+  assert.equal(eventStream.stats().hubs, 0);
+});

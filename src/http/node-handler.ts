@@ -6,7 +6,7 @@ import { EventStoreError, EventStreamClosedError } from '../errors.js';
 import type { StreamPosition } from '../history/event-id.js';
 import { responseSink } from './chunked-socket-sink.js';
 import { EVENT_STREAM_HEADERS } from './headers.js';
-import { isQueued, untilAtHead } from './queued-response.js';
+import { connectionClosed, isQueued, untilAtHead } from './queued-response.js';
 import { respondPlainText } from './respond.js';
 import type { SseRequest, SseResponse } from './types.js';
 
@@ -136,7 +136,9 @@ export function lastEventIdParameter(url: string): string | null {
 }
 
 /**
- * Whether the response can no longer reach the client. An HTTP/2
+ * Whether the response can no longer reach the client. A queued HTTP/1
+ * response is never told that its connection closed (see
+ * queued-response.ts): its connection is asked. An HTTP/2
  * compatibility response is no Writable at run time: after its stream is
  * reset, `destroyed` is undefined, `writableEnded` stays false and no second
  * 'close' comes, so a stream opened on it would never be released. Its
@@ -144,5 +146,5 @@ export function lastEventIdParameter(url: string): string | null {
  */
 function clientGone(res: SseResponse): boolean {
   if (res instanceof Http2ServerResponse) return res.stream.destroyed || res.writableEnded;
-  return res.destroyed || res.writableEnded;
+  return res.destroyed || res.writableEnded || connectionClosed(res);
 }

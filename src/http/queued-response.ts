@@ -19,6 +19,15 @@ export function isQueued(res: unknown): res is ServerResponse {
 }
 
 /**
+ * Whether the connection a response was to be written to has closed. The
+ * response at the head of a connection is told ('close'); one queued
+ * behind it is not, and would otherwise look alive for ever.
+ */
+export function connectionClosed(res: ServerResponse): boolean {
+  return res.req?.socket?.destroyed === true;
+}
+
+/**
  * Resolves true once a queued response reaches the head of its connection
  * (Node has assigned it the socket and written what it had buffered for it),
  * false if the connection closes first.

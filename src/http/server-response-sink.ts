@@ -20,6 +20,7 @@ export abstract class ServerResponseSink implements EventSink {
   protected readonly res: ServerResponse;
   /** The stream's close listener (a sink serves one stream). */
   private onEnded: (() => void) | null = null;
+  private endNoticed = false;
 
   constructor(res: ServerResponse) {
     this.res = res;
@@ -35,8 +36,12 @@ export abstract class ServerResponseSink implements EventSink {
 
   write(chunk: Buffer): boolean {
     if (this.serving()) return this.send(chunk);
-    // Ended in a way no event has told us of yet (a socket closing for writing): the stream is over all the same.
-    this.onEnded?.();
+    // Ended in a way no event has told of yet (a socket reset or closed for writing): the stream is over all
+    // the same. It is told in a microtask: this may be its opening write, made while it is being constructed.
+    if (!this.endNoticed) {
+      this.endNoticed = true;
+      queueMicrotask(() => this.onEnded?.());
+    }
     return true;
   }
 
