@@ -22,15 +22,24 @@
 //   BENCH_ES_KEEPALIVE              keepAliveInterval for EventStream (default: the library default)
 //   BENCH_ES_PUBLISH [writable]     'writable' (createChannelWritable writes) or 'publishEvent'
 //   BENCH_FANOUT_JSON               if set, a file to write every round's raw measurements to
-import { execFileSync, fork } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { connect, wallNow } from './fanout/ipc.js';
+import { wallNow } from './fanout/ipc.js';
+import {
+  awaitSamples,
+  cpuMicros,
+  idleMemory,
+  measureBursts,
+  openFileLimit,
+  runRounds,
+  sleep,
+  startPair,
+  stopPair,
+  until,
+  warmUp,
+} from './fanout/driver.js';
 import { envInt } from './env.js';
 import { machineLoad, machineSnapshot } from './machine-load.js';
+import { changedSettingsNote, closeDetails, fmt, fmtInt, fmtRatio, median, ratio, table } from './report.js';
 
-const SERVER = fileURLToPath(new URL('./fanout/server.js', import.meta.url));
-const CLIENT = fileURLToPath(new URL('./fanout/client.js', import.meta.url));
 const ALL_IMPLS = ['raw', 'eventstream', 'better-sse', 'sse-channel'];
 
 // Bars the project must meet: EventStream relative to raw, at these settings.
@@ -68,39 +77,13 @@ function config(options) {
   };
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what, predicate, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await predicate()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-function openFileLimit() {
-  try {
-    const text = execFileSync('/bin/sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim();
-    return text === 'unlimited' ? Infinity : Number(text);
-  } catch {
-    return NaN;
-  }
-}
-
-const cpuMicros = (usage) => usage.user + usage.system;
-
 // ---------------------------------------------------------------------------
 
 /** Runs every scenario against one implementation, with fresh server and client processes. */
 async function measure(impl, cfg) {
   const { log } = cfg;
-  const server = connect(
-    fork(SERVER, [impl], { execArgv: ['--expose-gc', ...(process.env.BENCH_SERVER_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_SERVER_PROF] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
-    `server[${impl}]`,
-  );
-  const client = connect(fork(CLIENT, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'client');
-  const pids = [server.child.pid, client.child.pid, process.pid];
+  const pair = startPair(impl);
+  const { server, client, pids } = pair;
   const result = { impl };
   const serverCount = () => server.call('count');
   try {
@@ -110,68 +93,21 @@ async function measure(impl, cfg) {
     const [sc, cc] = await Promise.all([server.call('clock'), client.call('clock')]);
     result.clockSkewMs = sc.wall - sc.mono - (cc.wall - cc.mono);
 
-    // Warm-up: a few connections and events, so lazily loaded code is not counted as per-connection memory.
-    await client.call('connect', { port, n: 20 });
-    await until('warm-up clients', async () => (await serverCount()) === 20);
-    await client.call('expect', { events: 20 });
-    const warm = client.call('awaitTarget');
-    await server.call('burst', { events: 20, bytes: cfg.payloadBytes });
-    await warm;
-    await client.call('close', { keep: 0 });
-    await until('warm-up clients to leave', async () => (await serverCount()) === 0);
-
-    // Idle memory per connection: after N clients connected, gc'd, minus before, over N.
-    const before = await server.call('mem');
-    await client.call('connect', { port, n: cfg.clients }, 120_000);
-    await until(`${cfg.clients} server-side subscribers`, async () => (await serverCount()) === cfg.clients);
-    await sleep(100);
-    const after = await server.call('mem');
-    result.heapPerConn = (after.heapUsed - before.heapUsed) / cfg.clients;
-    result.rssPerConn = (after.rss - before.rss) / cfg.clients;
-    result.externalPerConn = (after.external - before.external) / cfg.clients;
+    await warmUp(pair, port, cfg.payloadBytes);
+    Object.assign(result, await idleMemory(pair, port, cfg.clients));
     log(`  ${impl}: idle memory with ${cfg.clients} clients: ${Math.round(result.heapPerConn)} B heap/conn`);
 
     // Bursts: each written synchronously, then awaited until every client has all of it.
-    const burst = async () => {
-      await client.call('expect', { events: cfg.burstEvents });
-      const done = client.call('awaitTarget', {}, 120_000);
-      const start = performance.now();
-      await server.call('burst', { events: cfg.burstEvents, bytes: cfg.payloadBytes });
-      await done;
-      return performance.now() - start;
-    };
-    for (let i = 0; i < cfg.warmupBursts; i++) await burst();
-    const countsBefore = await client.call('counts');
-    await server.call('mem'); // start from a collected heap
-    await server.call('cpuStart');
-    await client.call('cpuStart');
-    const loadStart = machineSnapshot(pids);
-    const budgetEnd = performance.now() + cfg.burstBudgetMs;
-    let wallMs = 0;
-    let bursts = 0;
-    while (bursts < cfg.bursts && !(bursts >= 5 && performance.now() > budgetEnd)) {
-      wallMs += await burst();
-      bursts++;
-    }
-    await sleep(20); // let trailing work (drain callbacks, frees) land in the measurement
-    const serverCpu = cpuMicros(await server.call('cpuEnd'));
-    const clientCpu = cpuMicros(await client.call('cpuEnd'));
-    const burstLoad = machineLoad(loadStart, machineSnapshot(pids));
-    const countsAfter = await client.call('counts');
-    const delivered = countsAfter.events - countsBefore.events;
-    const expected = bursts * cfg.burstEvents * cfg.clients;
-    if (delivered !== expected) throw new Error(`bursts: clients received ${delivered} events, expected ${expected}`);
-    Object.assign(result, {
-      bursts,
-      cpuPerEvent: serverCpu / delivered,
-      eventsPerSec: delivered / (wallMs / 1000),
-      burstMs: wallMs / bursts,
-      serverCpuShare: serverCpu / 1000 / wallMs,
-      clientCpuShare: clientCpu / 1000 / wallMs,
-      burstOtherPct: burstLoad.otherPct,
-      burstStealPct: burstLoad.stealPct,
+    const { replies: _replies, ...bursts } = await measureBursts(pair, {
+      events: cfg.burstEvents,
+      bursts: cfg.bursts,
+      warmupBursts: cfg.warmupBursts,
+      budgetMs: cfg.burstBudgetMs,
+      minBursts: 5,
+      publish: () => server.call('burst', { events: cfg.burstEvents, bytes: cfg.payloadBytes }),
     });
-    log(`  ${impl}: ${bursts} bursts, ${result.burstMs.toFixed(1)} ms each, ${result.cpuPerEvent.toFixed(3)} server CPU µs/event`);
+    Object.assign(result, bursts);
+    log(`  ${impl}: ${result.bursts} bursts, ${result.burstMs.toFixed(1)} ms each, ${result.cpuPerEvent.toFixed(3)} server CPU µs/event`);
 
     // Steady-rate latency.
     const latency = async (n, mode) => {
@@ -191,10 +127,7 @@ async function measure(impl, cfg) {
       // Stragglers: wait until every counted event reached every client (a
       // server that fell behind is still writing), so no slow sample is lost.
       const expected = steady.counted * n;
-      const drainStart = performance.now();
-      const drainDeadline = drainStart + STRAGGLER_TIMEOUT_MS;
-      while ((await client.call('latCount')) < expected && performance.now() < drainDeadline) await sleep(10);
-      const drainMs = performance.now() - drainStart;
+      const drainMs = await awaitSamples(client, expected, STRAGGLER_TIMEOUT_MS);
       const clientCpu = cpuMicros(await client.call('cpuEnd'));
       const countsB = await client.call('counts');
       const stats = await client.call('latStop');
@@ -234,20 +167,13 @@ async function measure(impl, cfg) {
     result.latSmall = await latency(cfg.clientsSmall, 'open');
     if (cfg.closedLoop) result.closedSmall = await latency(cfg.clientsSmall, 'closed');
   } finally {
-    await Promise.all([client.stop(), server.stop()]);
+    await stopPair(pair);
   }
   return result;
 }
 
 // ---------------------------------------------------------------------------
 // Reporting
-
-function median(values) {
-  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  if (finite.length === 0) return NaN;
-  const mid = finite.length >> 1;
-  return finite.length % 2 ? finite[mid] : (finite[mid - 1] + finite[mid]) / 2;
-}
 
 /** Per implementation, the median of every numeric metric over the rounds. */
 function combine(rounds, impls) {
@@ -272,17 +198,6 @@ function combine(rounds, impls) {
     out[impl] = { ...merge(runs), rounds: runs.length, failedRounds: rounds.length - runs.length, error: null };
   }
   return out;
-}
-
-const fmt = (v, digits = 2) => (Number.isFinite(v) ? v.toFixed(digits) : 'n/a');
-const fmtInt = (v) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');
-const ratio = (v, base) => (Number.isFinite(v) && Number.isFinite(base) && base !== 0 ? v / base : NaN);
-const fmtRatio = (r) => (Number.isFinite(r) ? `${r.toFixed(2)}x` : 'n/a');
-
-function table(header, rows) {
-  const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`];
-  for (const row of rows) lines.push(`| ${row.join(' | ')} |`);
-  return lines.join('\n');
 }
 
 function render(results, cfg, notes, rounds) {
@@ -446,14 +361,10 @@ function render(results, cfg, notes, rounds) {
         ],
       ),
     );
-    const differs = Object.keys(BAR_SETTINGS).filter((key) => cfg[key] !== BAR_SETTINGS[key]);
-    if (differs.length > 0) {
+    const changed = changedSettingsNote(BAR_SETTINGS, cfg);
+    if (changed !== null) {
       out.push('');
-      out.push(
-        `**The bars are defined at ${Object.entries(BAR_SETTINGS)
-          .map(([k, v]) => `${k}=${v}`)
-          .join(', ')}; this run changed ${differs.map((k) => `${k}=${cfg[k]}`).join(', ')}, so these verdicts are indicative only.**`,
-      );
+      out.push(changed);
     }
   }
 
@@ -508,12 +419,7 @@ function render(results, cfg, notes, rounds) {
       '(on loopback that includes much of the receiving side). "other procs" is busy CPU of everything else on the machine ' +
       '(other processes, kernel threads, softirq not charged to ours), "steal" is CPU the hypervisor took; both make a run noisier.',
   );
-  for (const note of notes) {
-    out.push('');
-    out.push(note);
-  }
-  out.push('');
-  out.push('</details>');
+  closeDetails(out, notes);
   return out.join('\n');
 }
 
@@ -542,23 +448,6 @@ export async function run(options = {}) {
       'better-sse and sse-channel run with their defaults (keep-alive every 10 s / ping every 20 s); keep-alive blocks are not counted as events.',
   );
 
-  const rounds = [];
-  for (let round = 0; round < cfg.repeat; round++) {
-    const results = {};
-    for (const impl of cfg.impls) {
-      log(`fan-out: ${impl}${cfg.repeat > 1 ? ` (round ${round + 1}/${cfg.repeat})` : ''}`);
-      try {
-        results[impl] = await measure(impl, cfg);
-      } catch (error) {
-        log(`  ${impl}: FAILED: ${error.message}`);
-        results[impl] = { impl, error: error.message.split('\n')[0] };
-      }
-    }
-    rounds.push(results);
-  }
-  if (process.env.BENCH_FANOUT_JSON) {
-    const { log: _log, ...settings } = cfg;
-    writeFileSync(process.env.BENCH_FANOUT_JSON, `${JSON.stringify({ settings, rounds }, null, 2)}\n`);
-  }
+  const rounds = await runRounds({ cfg, label: 'fan-out', orderOf: () => cfg.impls, measure, jsonVar: 'BENCH_FANOUT_JSON' });
   return render(combine(rounds, cfg.impls), cfg, notes, rounds);
 }

@@ -40,6 +40,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { connect } from './fanout/ipc.js';
 import { envInt } from './env.js';
 import { machineLoad, machineSnapshot } from './machine-load.js';
+import { changedSettingsNote } from './report.js';
 
 const SERVER = fileURLToPath(new URL('./replay/server.js', import.meta.url));
 const CLIENT = fileURLToPath(new URL('./replay/client.js', import.meta.url));
@@ -322,14 +323,10 @@ function render(cfg, rounds, notes) {
   );
   out.push('');
   out.push(`**Replay bar: ${pass ? 'PASS' : 'FAIL'}** (replay/fan-out = ${fmtRatio(ratio)}, median of per-round ratios ${fmtRatio(pairedRatio)}; limit <= ${BAR_RATIO.toFixed(1)}x).`);
-  const differs = Object.keys(BAR_SETTINGS).filter((key) => cfg[key] !== BAR_SETTINGS[key]);
-  if (differs.length > 0) {
+  const changed = changedSettingsNote(BAR_SETTINGS, cfg, 'the verdict is');
+  if (changed !== null) {
     out.push('');
-    out.push(
-      `**The bar is defined at ${Object.entries(BAR_SETTINGS)
-        .map(([k, v]) => `${k}=${v}`)
-        .join(', ')}; this run changed ${differs.map((k) => `${k}=${cfg[k]}`).join(', ')}, so the verdict is indicative only.**`,
-    );
+    out.push(changed);
   }
   const noisy = rounds.some((round) => [round.fanout, round.replay].some((r) => r.otherPct > NOISY_PCT || r.stealPct > NOISY_PCT));
   if (noisy) {

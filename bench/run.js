@@ -1,19 +1,30 @@
 // Runs every benchmark in sequence, prints its markdown, and writes all of
 // it to bench/results/latest.md. A benchmark is a module exporting
 // `async function run(options)` that returns a markdown string.
+// BENCH_SCENARIOS (comma-separated names below, default all) runs only some,
+// e.g. BENCH_SCENARIOS=idioms.
 import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 
-const benchmarks = [
-  './fanout.js',
-  './grip.js',
-  './replay.js',
-];
+const benchmarks = {
+  fanout: './fanout.js',
+  grip: './grip.js',
+  replay: './replay.js',
+  idioms: './idioms.js',
+};
+
+const selected = (process.env.BENCH_SCENARIOS || Object.keys(benchmarks).join(','))
+  .split(',')
+  .map((name) => name.trim())
+  .filter(Boolean);
+for (const name of selected) {
+  if (!(name in benchmarks)) throw new Error(`BENCH_SCENARIOS: unknown benchmark ${name}; expected ${Object.keys(benchmarks).join(', ')}`);
+}
 
 const sections = [];
-for (const path of benchmarks) {
-  const { run } = await import(path);
+for (const name of selected) {
+  const { run } = await import(benchmarks[name]);
   const markdown = await run({});
   console.log(`${markdown}\n`);
   sections.push(markdown);

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { test, type TestContext } from 'node:test';
 import { EventStream, type EventStreamOptions } from '../src/index.js';
-import { RawHttpClient } from './helpers/raw-http.js';
+import { RawConnection } from './helpers/raw-http.js';
 import { cleanups } from './helpers/requirements.js';
 import { listen } from './helpers/server.js';
 import { until } from './helpers/sse-client.js';
@@ -30,10 +30,14 @@ async function serve(t: TestContext, channel: string, options: EventStreamOption
     void eventStream.run(req, res, channel);
   });
   defer(() => server.close());
-  const connect = async (count: number, request = REQUEST): Promise<RawHttpClient[]> => {
-    const clients = Array.from({ length: count }, () => new RawHttpClient(server.port, request));
+  const connect = async (count: number, request = REQUEST): Promise<RawConnection[]> => {
+    const clients = Array.from({ length: count }, () => {
+      const client = new RawConnection(server.port);
+      client.send(request);
+      return client;
+    });
     for (const client of clients) defer(() => client.close());
-    await Promise.all(clients.map((client) => client.waitFor('stream-open', (c) => c.body().includes('stream-open'))));
+    await Promise.all(clients.map((client) => client.waitFor('stream-open', () => client.body().includes('stream-open'))));
     return clients;
   };
   return { eventStream, connect, stuckResponse: () => stuck };
@@ -79,7 +83,7 @@ test('an awaited publishEvent loop in one turn reaches each client as one chunk,
   for (let i = 0; i < 200; i++) await eventStream.publishEvent('loop', { event: 'n', data: i });
 
   for (const client of clients) {
-    await client.waitFor('200 events', (c) => c.body().includes('data: 199\n'));
+    await client.waitFor('200 events', () => client.body().includes('data: 199\n'));
     const [opening, ...frames] = client.chunks();
     assert.match(opening!, /^event: stream-open\n/);
     assert.deepEqual(receivedValues(frames.join(''), 'loop'), range(0, 200));
@@ -98,7 +102,7 @@ test('independent publishers awaiting their own publishEvent in one turn (timers
   await Promise.all(published);
 
   for (const client of clients) {
-    await client.waitFor('20 events', (c) => c.body().includes('data: 19\n'));
+    await client.waitFor('20 events', () => client.body().includes('data: 19\n'));
     const frames = client.chunks().slice(1);
     assert.deepEqual(receivedValues(frames.join(''), 'many'), range(0, 20));
     assert.equal(frames.length, 1, `20 publishers' events left in ${frames.length} chunks`);
@@ -113,7 +117,7 @@ test('an event whose publishEvent resolved reaches the client before close() end
   // The hub hands its batch on at the end of the turn; close() in the same turn must not leave it behind.
   await eventStream.close();
 
-  await client!.waitFor('the last chunk', (c) => c.text().endsWith('\r\n0\r\n\r\n'));
+  await client!.waitFor('the last chunk', () => client!.text().endsWith('\r\n0\r\n\r\n'));
   assert.deepEqual(receivedValues(client!.body(), 'last'), [1]);
 });
 
@@ -165,7 +169,7 @@ test('pipeline(Readable.from(events), createChannelWritable()) reaches each clie
   );
 
   for (const client of clients) {
-    await client.waitFor('200 events', (c) => c.body().includes('data: 199\n'));
+    await client.waitFor('200 events', () => client.body().includes('data: 199\n'));
     const frames = client.chunks().slice(1);
     assert.deepEqual(receivedValues(frames.join(''), 'piped'), range(0, 200));
     assert.equal(frames.length, 1, `the piped events left in ${frames.length} chunks`);
@@ -199,7 +203,7 @@ test('while a socket is backed up, awaited and piped publishes resolve without a
   assert.ok(stuckSocket.writableNeedDrain, 'the stuck socket was backed up throughout');
   assert.ok(elapsed <= 2, `200 awaited publishes took ${elapsed} loop turns`);
   for (const reader of readers) {
-    await reader.waitFor('the small events', (c) => c.body().includes(`{"i":${next - 1}}`));
+    await reader.waitFor('the small events', () => reader.body().includes(`{"i":${next - 1}}`));
   }
   readers.forEach((reader, r) => {
     const chunks = reader.chunks().slice(readerChunksBefore[r]!);
@@ -219,7 +223,7 @@ test('while a socket is backed up, awaited and piped publishes resolve without a
   assert.ok(stuckSocket.writableNeedDrain, 'the stuck socket was backed up throughout');
   assert.ok(pipeElapsed <= 2, `piping 200 events took ${pipeElapsed} loop turns`);
   for (const reader of readers) {
-    await reader.waitFor('the piped events', (c) => c.body().includes(`{"i":${next - 1}}`));
+    await reader.waitFor('the piped events', () => reader.body().includes(`{"i":${next - 1}}`));
   }
   readers.forEach((reader, r) => {
     const chunks = reader.chunks().slice(pipedChunksBefore[r]!);
@@ -236,7 +240,7 @@ test('while a socket is backed up, awaited and piped publishes resolve without a
   stuck!.socket.resume();
   await until(() => stuck!.closed, 5000, 'the server to close the stuck connection');
   for (const reader of readers) {
-    await reader.waitFor('every event', (c) => c.body().includes(`{"i":${next - 1},`), 30_000);
+    await reader.waitFor('every event', () => reader.body().includes(`{"i":${next - 1},`), 30_000);
     assert.deepEqual(receivedValues(reader.body(), 'jam'), range(0, next));
   }
   assert.equal(eventStream.stats().slowClientsDropped, 1);

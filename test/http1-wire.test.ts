@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import net from 'node:net';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { EventStream, type EventStreamOptions } from '../src/index.js';
+import { complete, parseResponse, RawConnection, type ParsedResponse } from './helpers/raw-http.js';
 import { cleanups } from './helpers/requirements.js';
+import { forkStreamServer, untilAsync } from './helpers/stream-server.js';
 import { listen } from './helpers/server.js';
 import { RecordingEventSource, until } from './helpers/sse-client.js';
 
@@ -14,90 +16,6 @@ import { RecordingEventSource, until } from './helpers/sse-client.js';
  * client would show: exact chunk sizes, the last chunk, the connection
  * after the stream, and the cases that must go through `res.write()`.
  */
-
-/** A client connection that records every byte it receives. */
-class RawConnection {
-  readonly socket: net.Socket;
-  // latin1 maps each byte to one character, so reads can be decoded one by one.
-  private received = '';
-  closed = false;
-
-  constructor(port: number) {
-    this.socket = net.connect(port, '127.0.0.1');
-    this.socket.on('data', (chunk: Buffer) => (this.received += chunk.toString('latin1')));
-    this.socket.on('close', () => (this.closed = true));
-    this.socket.on('error', () => {});
-  }
-
-  send(text: string): void {
-    this.socket.write(text);
-  }
-
-  text(): string {
-    return this.received;
-  }
-
-  async waitFor(what: string, predicate: (text: string) => boolean, timeoutMs = 5000): Promise<void> {
-    await until(() => predicate(this.text()), timeoutMs, `${what}; got so far: ${JSON.stringify(this.text())}`);
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
-
-interface ParsedResponse {
-  head: string;
-  body: string;
-  /** Chunk sizes as framed, the last (0) included; null for a body that is not chunked. */
-  chunks: number[] | null;
-  /** Bytes after this response (the next response on the connection). */
-  rest: string;
-}
-
-/** Parses one response from `text` strictly; throws on any framing error or when it is incomplete. */
-function parseResponse(text: string): ParsedResponse {
-  const headEnd = text.indexOf('\r\n\r\n');
-  if (headEnd === -1) throw new Error('incomplete head');
-  const head = text.slice(0, headEnd);
-  let pos = headEnd + 4;
-  if (!/\r\ntransfer-encoding: chunked/i.test(head)) {
-    const length = /\r\ncontent-length: *(\d+)/i.exec(head);
-    // Without a length the body runs to the end of the connection.
-    if (length === null) return { head, body: text.slice(pos), chunks: null, rest: '' };
-    const end = pos + Number(length[1]);
-    if (text.length < end) throw new Error('incomplete body');
-    return { head, body: text.slice(pos, end), chunks: null, rest: text.slice(end) };
-  }
-  const chunks: number[] = [];
-  let body = '';
-  for (;;) {
-    const lineEnd = text.indexOf('\r\n', pos);
-    if (lineEnd === -1) throw new Error('incomplete chunk size line');
-    const sizeText = text.slice(pos, lineEnd);
-    assert.match(sizeText, /^[0-9a-f]+$/, `chunk size line ${JSON.stringify(sizeText)}`);
-    const size = parseInt(sizeText, 16);
-    chunks.push(size);
-    pos = lineEnd + 2;
-    if (size === 0) {
-      assert.equal(text.slice(pos, pos + 2), '\r\n', 'the last chunk ends with an empty line (no trailers)');
-      return { head, body, chunks, rest: text.slice(pos + 2) };
-    }
-    if (text.length < pos + size + 2) throw new Error('incomplete chunk');
-    body += text.slice(pos, pos + size);
-    assert.equal(text.slice(pos + size, pos + size + 2), '\r\n', `CRLF after a chunk of ${size} bytes`);
-    pos += size + 2;
-  }
-}
-
-const complete = (text: string): boolean => {
-  try {
-    parseResponse(text);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 function expectedEvents(channel: string, firstSeq: number, values: readonly number[]): string {
   return values.map((value, i) => `event: n\ndata: ${value}\nid: ${channel}:${firstSeq + i}\n\n`).join('');
@@ -121,10 +39,18 @@ async function streamOnRawConnection(t: TestContext, channel: string, options: E
   defer(() => eventStream.close());
   const events = eventStream(channel);
   let lastStream: ServerResponse | null = null;
+  const streamsAfterEnd: number[] = [];
   const server = await listen((req, res) => {
     if (req.url === '/plain') res.end('plain answer');
     else if (req.url === '/slow') setTimeout(() => res.end('slow answer'), 300);
-    else {
+    else if (req.url === '/ended') {
+      // The application ends the stream as soon as it is open, then the channel gets an event.
+      void events(req, res).then(() => {
+        res.end();
+        streamsAfterEnd.push(eventStream.stats().streams);
+        void eventStream.publishEvent(channel, { data: SECRET });
+      });
+    } else {
       lastStream = res;
       void events(req, res);
     }
@@ -132,7 +58,25 @@ async function streamOnRawConnection(t: TestContext, channel: string, options: E
   defer(() => server.close());
   const client = new RawConnection(server.port);
   defer(() => client.close());
-  return { eventStream, client, lastStream: () => lastStream };
+  return { eventStream, client, lastStream: () => lastStream, streamsAfterEnd, port: server.port };
+}
+
+const SECRET = 'secret for channel subscribers';
+
+/** Responses with their Date headers' values masked, so whole responses can be compared byte for byte. */
+function masked(response: string): string {
+  return response.replace(/\r\nDate: [^\r]*\r\n/g, '\r\nDate: *\r\n');
+}
+
+const PLAIN_RESPONSE = 'HTTP/1.1 200 OK\r\nDate: *\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 12\r\n\r\nplain answer';
+
+/** The stream the application ended at once: its opening event, the last chunk, and not one byte more. */
+function assertEndedStream(text: string): ParsedResponse {
+  const stream = parseResponse(text);
+  const opening = `event: stream-open\ndata: \nid: ended:${openSeq(stream.body, 'ended')}\n\n`;
+  assert.equal(stream.body, opening);
+  assert.deepEqual(stream.chunks, [opening.length, 0]);
+  return stream;
 }
 
 test('HTTP/1.1: every chunk is framed exactly, the stream ends with the last chunk, and the connection then serves its next request', async (t) => {
@@ -198,7 +142,7 @@ test('HTTP/1.0: the body is plain SSE, not chunked, and ends when the connection
   await eventStream.close();
   await until(() => client.closed, 5000, 'the server to close the connection');
 
-  const response = parseResponse(client.text());
+  const response = parseResponse(client.text(), { connectionClosed: true });
   assert.doesNotMatch(response.head, /transfer-encoding/i);
   const start = openSeq(response.body, 'old');
   assert.equal(response.body, `event: stream-open\ndata: \nid: old:${start}\n\n${expectedEvents('old', start + 1, [5, 6])}`);
@@ -302,3 +246,108 @@ test('HTTP/1.1: a burst and 1 MiB events arrive as exact chunks, through the soc
   assert.ok(Math.max(...response.chunks!) > 1024 * 1024, 'a large event is one chunk');
   assert.equal(eventStream.stats().slowClientsDropped, 0);
 });
+
+test('a stream the application ends once run() resolves gets not one byte after its last chunk, and is released at once', async (t) => {
+  const { eventStream, client, streamsAfterEnd } = await streamOnRawConnection(t, 'ended');
+
+  client.send('GET /ended HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
+  await client.waitFor('the ended stream', complete);
+  // Each answer on the connection comes after whatever was written for the ended stream before it.
+  for (let i = 1; i <= 2; i++) {
+    client.send('GET /plain HTTP/1.1\r\nHost: x\r\n\r\n');
+    await client.waitFor(`answer ${i}`, (text) => text.split('plain answer').length === i + 1);
+  }
+
+  const stream = assertEndedStream(client.text());
+  assert.equal(masked(stream.rest).split(PLAIN_RESPONSE).join('|'), '||', 'then exactly two plain answers');
+  assert.deepEqual(streamsAfterEnd, [0], 'res.end() released the stream before it returned');
+  assert.equal(eventStream.stats().hubs, 0);
+});
+
+test('pipelined behind a stream the application ended, the next responses are exactly their own bytes', async (t) => {
+  const { eventStream, client, streamsAfterEnd } = await streamOnRawConnection(t, 'ended');
+
+  client.send(
+    'GET /ended HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n' +
+      'GET /plain HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(2),
+  );
+  await client.waitFor('both answers', (text) => text.split('plain answer').length === 3);
+  // One more round trip: anything still written for the ended stream would arrive before this answer.
+  client.send('GET /plain HTTP/1.1\r\nHost: x\r\n\r\n');
+  await client.waitFor('the third answer', (text) => text.split('plain answer').length === 4);
+
+  const stream = assertEndedStream(client.text());
+  assert.equal(masked(stream.rest).split(PLAIN_RESPONSE).join('|'), '|||', 'then exactly three plain answers');
+  assert.deepEqual(streamsAfterEnd, [0]);
+  await eventStream.publishEvent('ended', { data: SECRET });
+  assert.equal(eventStream.stats().streams, 0);
+});
+
+test('a keep-alive agent reuses the connection of a stream the application ended: its next requests read exactly their answers', async (t) => {
+  const defer = cleanups(t);
+  const { port, streamsAfterEnd } = await streamOnRawConnection(t, 'ended');
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  defer(() => agent.destroy());
+  const sockets = new Set<Socket>();
+  let wire = '';
+  const get = (path: string, headers: Record<string, string> = {}) =>
+    new Promise<{ body: string; reused: boolean }>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port, path, agent, headers }, (res) => {
+        let body = '';
+        res.setEncoding('latin1');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ body, reused: req.reusedSocket }));
+        res.on('error', reject);
+      });
+      req.on('socket', (socket: Socket) => {
+        if (sockets.has(socket)) return;
+        sockets.add(socket);
+        socket.on('data', (chunk: Buffer) => (wire += chunk.toString('latin1')));
+      });
+      req.on('error', reject);
+    });
+
+  const stream = await get('/ended', { accept: 'text/event-stream' });
+  assert.match(stream.body, /^event: stream-open\ndata: \nid: ended:\d+\n\n$/);
+  for (let i = 0; i < 2; i++) {
+    const next = await get('/plain');
+    assert.deepEqual(next, { body: 'plain answer', reused: true });
+  }
+  assert.equal(sockets.size, 1, 'one connection carried all three');
+  assert.equal(masked(assertEndedStream(wire).rest).split(PLAIN_RESPONSE).join('|'), '||');
+  assert.deepEqual(streamsAfterEnd, [0]);
+});
+
+test('no module state keeps a frame alive: after a 40 MB event, its client gone and the instance dropped, array buffers are back at baseline', async (t) => {
+  const defer = cleanups(t);
+  const server = await forkStreamServer({ keepAliveInterval: 0, maxBufferBytes: 128 * 1024 * 1024 });
+  defer(() => server.close());
+  const size = 40 * 1024 * 1024;
+
+  // Warm up: one small event through the socket sink, so lazily built internals are in the baseline.
+  const warmup = new RawConnection(server.port);
+  defer(() => warmup.close());
+  warmup.send('GET /events/big HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
+  await warmup.waitFor('stream-open', (text) => text.includes('stream-open'));
+  await server.publish('big', 'w');
+  await warmup.waitFor('the small event', (text) => text.includes('data: "w"'));
+  const baseline = (await server.snapshot()).arrayBuffers;
+
+  const client = new RawConnection(server.port);
+  defer(() => client.close());
+  client.send('GET /events/big HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
+  await client.waitFor('stream-open', (text) => text.includes('stream-open'));
+  await server.publish('big', 'x', { repeat: size });
+  await client.waitFor('the big event', (text) => text.length > size && text.endsWith('\n\n\r\n'), 30_000);
+  client.close();
+  warmup.close();
+  await untilAsync(async () => (await server.snapshot()).stats!.streams === 0, 5000, 'both streams to close');
+  await server.drop();
+
+  const after = (await server.snapshot()).arrayBuffers;
+  assert.ok(after - baseline < 4 * 1024 * 1024, `array buffers ${mb(after)} MB after, ${mb(baseline)} MB before`);
+});
+
+function mb(bytes: number): string {
+  return (bytes / 1024 / 1024).toFixed(1);
+}

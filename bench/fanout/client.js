@@ -1,8 +1,10 @@
-// Client child of the fan-out benchmark: holds N raw HTTP/1.1 connections
-// (plain net sockets, no http client) to one server and parses just enough
-// SSE to count events and read their publish timestamps.
+// Client child of the fan-out and publishing-idiom benchmarks: holds N raw
+// HTTP/1.1 connections (plain net sockets, no http client) to one server and
+// parses just enough SSE to count events and read their publish timestamps;
+// for the chat scenario it is also the K publishers POSTing events.
 import net from 'node:net';
 import { serve, wallNow } from './ipc.js';
+import { makePayload } from './payload.js';
 import { SseCounter } from './sse-counter.js';
 
 const CONNECT_CONCURRENCY = 64;
@@ -127,8 +129,92 @@ async function connectMany(port, n) {
   await Promise.all(Array.from({ length: Math.min(CONNECT_CONCURRENCY, n) }, worker));
 }
 
+/**
+ * One publisher of the chat scenario: a keep-alive connection that POSTs an
+ * event to /say and waits for the answer before it sends the next. The
+ * connections are opened (and each has had one request answered) before a
+ * measurement: a connection's first request waits behind the server's busy
+ * loop for as long as the others keep it busy, which would measure
+ * connection setup, not publishing.
+ */
+class Publisher {
+  constructor(port) {
+    this.socket = net.connect({ host: '127.0.0.1', port });
+    this.socket.setNoDelay(true);
+    this.socket.setEncoding('latin1');
+    this.pending = '';
+    this.answer = null;
+    this.error = null;
+    this.connected = new Promise((resolve, reject) => {
+      this.socket.once('connect', resolve);
+      this.socket.once('error', reject);
+    });
+    this.socket.on('data', (text) => {
+      // The route answers 204: a head without a body.
+      this.pending += text;
+      const end = this.pending.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      const status = Number(this.pending.slice(9, 12));
+      this.pending = this.pending.slice(end + 4);
+      this.settle(status === 204 ? null : new Error(`POST /say answered ${status}`));
+    });
+    this.socket.on('error', (error) => this.settle(error));
+    this.socket.on('close', () => this.settle(new Error('a publisher connection closed')));
+  }
+
+  settle(error) {
+    if (error !== null) this.error ??= error;
+    const answer = this.answer;
+    this.answer = null;
+    answer?.(this.error);
+  }
+
+  /** POSTs one event, stamped now; resolves with the 204. */
+  post(bytes) {
+    if (this.error !== null) return Promise.reject(this.error);
+    const body = makePayload(bytes).json;
+    return new Promise((resolve, reject) => {
+      this.answer = (error) => (error ? reject(error) : resolve());
+      this.socket.write(
+        'POST /say HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n' +
+          `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    });
+  }
+}
+
+/** @type {Publisher[]} */
+let publishers = [];
 
 serve({
+  /** Opens `k` publisher connections; each POSTs one event (so k events go to the subscribers). */
+  async openPublishers({ port, k, bytes }) {
+    publishers = Array.from({ length: k }, () => new Publisher(port));
+    await Promise.all(publishers.map((p) => p.connected));
+    await Promise.all(publishers.map((p) => p.post(bytes)));
+  },
+
+  /** Every publisher POSTs events back to back for `durationMs`; how many were answered, in all. */
+  async post({ durationMs, bytes }) {
+    let posts = 0;
+    const start = performance.now();
+    const endAt = start + durationMs;
+    await Promise.all(
+      publishers.map(async (p) => {
+        while (performance.now() < endAt) {
+          await p.post(bytes);
+          posts++;
+        }
+      }),
+    );
+    return { posts, ms: performance.now() - start };
+  },
+
+  closePublishers() {
+    for (const p of publishers) p.socket.destroy();
+    publishers = [];
+  },
+
   async connect({ port, n }) {
     await connectMany(port, n);
     return { connections: conns.size };

@@ -1,8 +1,16 @@
-// Server child of the fan-out benchmark: one SSE implementation on
-// 127.0.0.1:<free port>, driven over IPC by bench/fanout.js.
-// Usage (forked): node --expose-gc bench/fanout/server.js <impl>
+// Server child of the fan-out and publishing-idiom benchmarks: one SSE
+// implementation on 127.0.0.1:<free port>, driven over IPC by bench/fanout.js
+// and bench/idioms.js.
+// Usage (forked): node --expose-gc bench/fanout/server.js <impl> [http|express]
+//   http (default): every request is an SSE stream, straight from node:http.
+//   express: an Express 5 app as the README shows it: GET /events is the
+//   stream, POST /say (express.json()) awaits one publish and answers 204.
 import http from 'node:http';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { listenOnLoopback, serve, wallNow } from './ipc.js';
+import { makePayload } from './payload.js';
+import { percentile } from '../report.js';
 
 const IMPLEMENTATIONS = {
   raw: createRaw,
@@ -16,33 +24,27 @@ if (!(implName in IMPLEMENTATIONS)) {
   console.error(`unknown implementation ${implName}; expected one of ${Object.keys(IMPLEMENTATIONS).join(', ')}`);
   process.exit(2);
 }
+const mount = process.argv[3] ?? 'http';
+if (mount !== 'http' && mount !== 'express') {
+  console.error(`unknown mount ${mount}; expected http or express`);
+  process.exit(2);
+}
 if (typeof globalThis.gc !== 'function') {
   console.error('the server child needs --expose-gc');
   process.exit(2);
 }
 
 // ---------------------------------------------------------------------------
-// Payloads. Every implementation gets the same events: JSON data of exactly
-// `bytes` bytes carrying the publish timestamp `t` (ms, wallNow()) and a
-// sequence number `s`. `json` is that text; `obj` parses back to it, for
-// libraries that serialize data themselves (JSON.stringify(obj) === json).
-
-const PAD = 'x'.repeat(4096);
-let sequence = 0;
-
-function makePayload(bytes, at = wallNow()) {
-  const t = Math.round(at * 1000) / 1000;
-  const s = sequence++;
-  const ts = String(t);
-  const ss = String(s);
-  // {"t":T,"s":S,"p":"P"} is 18 bytes of punctuation and keys
-  const p = PAD.slice(0, Math.max(0, bytes - 18 - ts.length - ss.length));
-  return { t, obj: { t, s, p }, json: `{"t":${ts},"s":${ss},"p":"${p}"}` };
-}
-
-// ---------------------------------------------------------------------------
 // Implementations: { handler(req, res), count(), publish(payloads) }.
 // publish() hands every payload to the implementation synchronously.
+//
+// raw and eventstream also answer the publishing idioms (bench/idioms.js),
+// each in the same shape of user code for both, so that a ratio compares the
+// implementations and not the idioms:
+//   publishOne(payload)   what `await publishOne(p)` in a loop awaits;
+//   event(payload)        what `Readable.from(events)` yields for the writable;
+//   createWritable()      what that readable is piped into;
+//   say(body)             what the POST /say route awaits with the parsed JSON body.
 
 // Same response headers and opening bytes as EventStream's direct streams.
 const RAW_HEADERS = {
@@ -54,6 +56,11 @@ const RAW_OPEN = Buffer.from('event: stream-open\ndata: \n\n');
 
 async function createRaw() {
   const clients = new Set();
+  const writeAll = (json) => {
+    // encoded once, written to every client
+    const frame = Buffer.from(`data: ${json}\n\n`);
+    for (const res of clients) res.write(frame);
+  };
   return {
     handler(req, res) {
       res.writeHead(200, RAW_HEADERS);
@@ -63,11 +70,29 @@ async function createRaw() {
     },
     count: () => clients.size,
     publish(payloads) {
-      for (const payload of payloads) {
-        // encoded once, written to every client
-        const frame = Buffer.from(`data: ${payload.json}\n\n`);
-        for (const res of clients) res.write(frame);
-      }
+      for (const payload of payloads) writeAll(payload.json);
+    },
+    // The raw idioms do what a hand-written SSE server does: write the event to
+    // every response right away and have nothing to wait for. So publishOne
+    // returns undefined and the caller's `await` costs one microtask (awaiting a
+    // resolved promise); the Writable calls back at once. Neither looks at
+    // res.write()'s return value: raw has no slow-client bound or backpressure,
+    // which is work EventStream does and raw is spared (in its favour).
+    publishOne(payload) {
+      writeAll(payload.json);
+    },
+    event: (payload) => payload,
+    createWritable: () =>
+      new Writable({
+        objectMode: true,
+        write(payload, _encoding, callback) {
+          writeAll(payload.json);
+          callback();
+        },
+      }),
+    // The body was parsed from JSON; serializing it again is the one encode EventStream does too.
+    say(body) {
+      writeAll(JSON.stringify(body));
     },
   };
 }
@@ -81,24 +106,39 @@ async function createEventStream() {
   const es = new EventStream(options);
   const handler = es('bench');
   const mode = process.env.BENCH_ES_PUBLISH === 'publishEvent' ? 'publishEvent' : 'writable';
-  const writable = es.createChannelWritable('bench');
-  writable.on('error', (error) => {
-    console.error('eventstream writable error', error);
-    process.exitCode = 1;
-  });
+  // Made on the first synchronous burst, so the idioms' runs, which never use
+  // it, have no extra writable on the channel.
+  let writable = null;
+  const burstWritable = () => {
+    if (writable === null) {
+      writable = es.createChannelWritable('bench');
+      writable.on('error', (error) => {
+        console.error('eventstream writable error', error);
+        process.exitCode = 1;
+      });
+    }
+    return writable;
+  };
   const failed = (error) => {
     console.error('eventstream publishEvent error', error);
     process.exitCode = 1;
   };
   return {
-    handler: (req, res) => handler(req, res),
+    // Under Express the middleware itself is the route, as the README mounts it.
+    handler: mount === 'express' ? handler : (req, res) => handler(req, res),
     count: () => es.stats().streams,
+    // The idioms exactly as the README shows them, only through the public API.
+    publishOne: (payload) => es.publishEvent('bench', { data: payload.obj }),
+    event: (payload) => ({ data: payload.obj }),
+    createWritable: () => es.createChannelWritable('bench'),
+    say: (body) => es.publishEvent('bench', { data: body }),
     publish(payloads) {
       if (mode === 'publishEvent') {
         for (const payload of payloads) es.publishEvent('bench', { data: payload.obj }).catch(failed);
       } else {
         // Synchronous writes, as an application pumping a burst would do; the writable buffers the rest.
-        for (const payload of payloads) writable.write({ data: payload.obj });
+        const w = burstWritable();
+        for (const payload of payloads) w.write({ data: payload.obj });
       }
     },
   };
@@ -134,7 +174,11 @@ async function createSseChannel() {
 // ---------------------------------------------------------------------------
 
 const impl = await IMPLEMENTATIONS[implName]();
-const server = http.createServer((req, res) => {
+/** How long each POST /say route's awaited publish took (ms), since the last sayStats. */
+let sayCalls = [];
+const server = http.createServer(mount === 'express' ? await expressApp() : handleStream);
+
+function handleStream(req, res) {
   const result = impl.handler(req, res);
   if (result && typeof result.catch === 'function') {
     result.catch((error) => {
@@ -142,15 +186,40 @@ const server = http.createServer((req, res) => {
       res.destroy();
     });
   }
-});
+}
 
-function percentile(values, q) {
-  if (values.length === 0) return NaN;
-  const sorted = Float64Array.from(values).sort();
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+async function expressApp() {
+  const { default: express } = await import('express');
+  const app = express();
+  app.get('/events', impl.handler);
+  // A chat's publish route, the same shape for every implementation.
+  app.post('/say', express.json(), async (req, res) => {
+    const start = performance.now();
+    await idiom('say')(req.body);
+    sayCalls.push(performance.now() - start);
+    res.sendStatus(204);
+  });
+  return app;
+}
+
+/** An idiom's method of this implementation; only raw and eventstream have them. */
+function idiom(name) {
+  if (typeof impl[name] !== 'function') throw new Error(`${implName} does not implement the publishing idioms`);
+  return impl[name].bind(impl);
 }
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function makePayloads(events, bytes) {
+  const payloads = new Array(events);
+  for (let i = 0; i < events; i++) payloads[i] = makePayload(bytes);
+  return payloads;
+}
+
+function callStats(calls) {
+  return { publishP50: percentile(calls, 0.5), publishP99: percentile(calls, 0.99) };
+}
 
 serve({
   start: () => listenOnLoopback(server),
@@ -167,9 +236,74 @@ serve({
   },
 
   burst({ events, bytes }) {
-    const payloads = new Array(events);
-    for (let i = 0; i < events; i++) payloads[i] = makePayload(bytes);
-    impl.publish(payloads);
+    impl.publish(makePayloads(events, bytes));
+  },
+
+  /** `for (const e of events) await publishOne(e)`, each call timed. */
+  async awaitedBurst({ events, bytes }) {
+    const publishOne = idiom('publishOne');
+    const calls = new Float64Array(events);
+    let i = 0;
+    for (const payload of makePayloads(events, bytes)) {
+      const start = performance.now();
+      await publishOne(payload);
+      calls[i++] = performance.now() - start;
+    }
+    return callStats(calls);
+  },
+
+  /** `await pipeline(Readable.from(events), createWritable())`. */
+  async pipedBurst({ events: count, bytes }) {
+    const events = makePayloads(count, bytes).map(idiom('event'));
+    await pipeline(Readable.from(events), idiom('createWritable')());
+  },
+
+  /**
+   * A steady awaited stream, open loop: event k is due at wallStart + k *
+   * intervalMs and stamped with that due time; each is awaited before the
+   * next, and the next waits for its due time only if it is not late
+   * already. A publisher that falls behind keeps publishing overdue events
+   * back to back, and their latency (from the due time) shows it.
+   * The first `warmupEvents` are not counted. Returns the time from the first
+   * counted event's due time until the last publish resolved, and how long
+   * each counted publish call took and how late it started.
+   */
+  async steadyAwaited({ intervalMs, events, warmupEvents, bytes, wallStart }) {
+    const publishOne = idiom('publishOne');
+    const monoStart = performance.now() + (wallStart - wallNow());
+    const elu = performance.eventLoopUtilization();
+    const calls = [];
+    const lags = [];
+    const total = warmupEvents + events;
+    for (let k = 0; k < total; k++) {
+      const due = monoStart + k * intervalMs;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(Math.ceil(wait));
+      const payload = makePayload(bytes, wallStart + k * intervalMs);
+      const start = performance.now();
+      await publishOne(payload);
+      if (k >= warmupEvents) {
+        calls.push(performance.now() - start);
+        lags.push(start - due);
+      }
+    }
+    const end = performance.now();
+    return {
+      published: total,
+      counted: events,
+      elapsedMs: end - (monoStart + warmupEvents * intervalMs),
+      ...callStats(calls),
+      startLagP50: percentile(lags, 0.5),
+      startLagMax: Math.max(...lags),
+      eventLoopUtilization: performance.eventLoopUtilization(elu).utilization,
+    };
+  },
+
+  /** POST /say calls since the last sayStats, and how long their awaited publish took. */
+  sayStats() {
+    const calls = sayCalls;
+    sayCalls = [];
+    return { count: calls.length, ...callStats(calls) };
   },
 
   /**

@@ -1,15 +1,26 @@
 import { OutgoingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { ResponseWriteSink, ServerResponseSink } from './server-response-sink.js';
 import type { EventSink } from './types.js';
 
 /**
  * The last chunk framed and its framing. A hub hands one frame's shared bytes
  * to all its subscribers in one synchronous loop, so consecutive writes are
  * the same Buffer: its framing is built once per frame, not once per client,
- * and a chunk of one client alone just replaces the entry.
+ * and a chunk of one client alone just replaces the entry. The entry is
+ * dropped once that loop is over (at the end of the current tick), so no
+ * module state keeps a frame alive: a 40 MB event would otherwise hold its
+ * 80 MB (bytes and framing) until the next event, or forever.
  */
 let lastChunk: Buffer | null = null;
 let lastFraming: Buffer | null = null;
+let forgetScheduled = false;
+
+function forgetLastChunk(): void {
+  forgetScheduled = false;
+  lastChunk = null;
+  lastFraming = null;
+}
 
 /** `chunk` as one HTTP/1.1 chunk: size in hex, CRLF, the bytes, CRLF. */
 export function chunkFraming(chunk: Buffer): Buffer {
@@ -22,6 +33,10 @@ export function chunkFraming(chunk: Buffer): Buffer {
   framed[framed.length - 1] = 0x0a;
   lastChunk = chunk;
   lastFraming = framed;
+  if (!forgetScheduled) {
+    forgetScheduled = true;
+    process.nextTick(forgetLastChunk);
+  }
   return framed;
 }
 
@@ -33,19 +48,27 @@ export function chunkFraming(chunk: Buffer): Buffer {
  * every client, and the cork holds every client's event back until all of
  * them have been served. Ending, destroying and 'close' stay with `res`, so
  * Node still writes the last chunk and owns the connection's life.
+ *
+ * Bypassing `res` means Node no longer stops writes after the response
+ * ended, so this sink does: after `res.end()` (the last chunk is out), once
+ * the socket serves another response, or once it is closed for writing
+ * (the client half-closed), not one more byte goes to the socket.
  */
-class ChunkedSocketSink implements EventSink {
-  private readonly res: ServerResponse;
+class ChunkedSocketSink extends ServerResponseSink {
   private readonly socket: Socket;
 
   constructor(res: ServerResponse, socket: Socket) {
-    this.res = res;
+    super(res);
     this.socket = socket;
   }
 
-  write(chunk: Buffer): boolean {
-    // Gone: 'close' on res follows and ends the stream. Empty: framed, it would be the last chunk.
-    if (this.socket.destroyed || chunk.length === 0) return true;
+  protected serving(): boolean {
+    return !this.res.writableEnded && this.res.socket === this.socket && this.socket.writable;
+  }
+
+  protected send(chunk: Buffer): boolean {
+    // Empty: framed, it would be the last chunk.
+    if (chunk.length === 0) return true;
     return this.socket.write(chunkFraming(chunk));
   }
 
@@ -57,37 +80,22 @@ class ChunkedSocketSink implements EventSink {
     return this.socket.writableNeedDrain;
   }
 
-  on(event: 'close', listener: () => void): this {
-    this.res.on(event, listener);
-    return this;
-  }
-
   once(event: 'drain', listener: () => void): this {
     this.socket.once(event, listener);
     return this;
   }
 
-  removeListener(event: 'close' | 'drain', listener: () => void): this {
-    if (event === 'drain') this.socket.removeListener(event, listener);
-    else this.res.removeListener(event, listener);
-    return this;
-  }
-
-  destroy(): void {
-    this.res.destroy();
-  }
-
-  end(): void {
-    this.res.end();
+  protected removeDrainListener(listener: () => void): void {
+    this.socket.removeListener('drain', listener);
   }
 }
 
 /**
  * Where a stream's bytes go: straight to the socket for a plain HTTP/1.1
- * chunked response whose headers are out, or `res` itself otherwise
- * (HTTP/2, HTTP/1.0, a response still queued behind another on its
- * connection, or one whose write() a middleware such as `compression` has
- * replaced and must keep seeing).
+ * chunked response whose headers are out, through `res.write()` for other
+ * Node HTTP/1 responses (HTTP/1.0, or one whose write() a middleware such as
+ * `compression` has replaced and must keep seeing), or `res` itself for
+ * HTTP/2.
  */
 export function responseSink(res: unknown): EventSink {
   if (res instanceof ServerResponse) {
@@ -102,6 +110,7 @@ export function responseSink(res: unknown): EventSink {
     ) {
       return new ChunkedSocketSink(res, socket);
     }
+    return new ResponseWriteSink(res);
   }
   return res as EventSink;
 }

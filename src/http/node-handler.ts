@@ -1,8 +1,11 @@
+import type { ServerResponse } from 'node:http';
 import { Http2ServerResponse } from 'node:http2';
 import type { ChannelHub } from '../channel/hub.js';
 import type { Admission, EventStreamCore } from '../core.js';
+import type { StreamPosition } from '../history/event-id.js';
 import { responseSink } from './chunked-socket-sink.js';
 import { EVENT_STREAM_HEADERS } from './headers.js';
+import { connectionClosed, isQueued, untilAtHead } from './queued-response.js';
 import { respondPlainText } from './respond.js';
 import type { SseRequest, SseResponse } from './types.js';
 
@@ -50,6 +53,10 @@ export async function serveNodeRequest(
         res.end();
         return;
       }
+      if (isQueued(res)) {
+        await openQueuedStream(core, res, admission.channels, admission.resume);
+        return;
+      }
       let hubs: ChannelHub[];
       try {
         hubs = await core.prepareStream(admission.channels);
@@ -67,6 +74,46 @@ export async function serveNodeRequest(
       core.openStream(responseSink(res), hubs, admission.resume);
     }
   }
+}
+
+/**
+ * A stream requested behind another response on its connection (pipelined):
+ * its bytes cannot reach the client before every response ahead of it has
+ * ended, which for a stream ahead may be never. So it is opened (hubs
+ * retained, subscribed, counted in `stats().streams`) only once it reaches
+ * the head of the connection, and never if the connection goes first:
+ * until then it holds no subscription and buffers no events, and its
+ * client, like one that connected at that moment, starts from where the
+ * channel then stands (a resuming client is replayed from the store as
+ * usual). Its head is written at once all the same: Node keeps it in the
+ * connection's outgoing queue and counts it, and that count is what makes
+ * Node stop reading a connection that piles up pipelined requests, exactly
+ * as it does for any handler that answers (without its head, one connection
+ * could queue requests without end). The head being out, an instance closed
+ * or a store out of reach by then gets the retry-later body (see Admission):
+ * an empty stream telling the client when to reconnect.
+ */
+async function openQueuedStream(
+  core: EventStreamCore,
+  res: ServerResponse,
+  channels: readonly string[],
+  resume: StreamPosition | null,
+): Promise<void> {
+  res.writeHead(200, EVENT_STREAM_HEADERS);
+  res.flushHeaders();
+  if (!(await untilAtHead(res)) || clientGone(res)) return;
+  let hubs: ChannelHub[];
+  try {
+    hubs = await core.prepareStream(channels);
+  } catch (error) {
+    res.end(core.retryLaterFor(error).body);
+    return;
+  }
+  if (clientGone(res)) {
+    core.abandonStream(hubs);
+    return;
+  }
+  core.openStream(responseSink(res), hubs, resume);
 }
 
 function retryLater(res: SseResponse, admission: Admission & { kind: 'retry-later' }): void {
@@ -88,7 +135,9 @@ export function lastEventIdParameter(url: string): string | null {
 }
 
 /**
- * Whether the response can no longer reach the client. An HTTP/2
+ * Whether the response can no longer reach the client. A queued HTTP/1
+ * response is never told that its connection closed (see
+ * queued-response.ts): its connection is asked. An HTTP/2
  * compatibility response is no Writable at run time: after its stream is
  * reset, `destroyed` is undefined, `writableEnded` stays false and no second
  * 'close' comes, so a stream opened on it would never be released. Its
@@ -96,5 +145,5 @@ export function lastEventIdParameter(url: string): string | null {
  */
 function clientGone(res: SseResponse): boolean {
   if (res instanceof Http2ServerResponse) return res.stream.destroyed || res.writableEnded;
-  return res.destroyed || res.writableEnded;
+  return res.destroyed || res.writableEnded || connectionClosed(res);
 }

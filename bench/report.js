@@ -1,0 +1,52 @@
+// Markdown and statistics helpers shared by the benchmark reports.
+
+/** Median of the finite values, NaN when there are none. */
+export function median(values) {
+  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (finite.length === 0) return NaN;
+  const mid = finite.length >> 1;
+  return finite.length % 2 ? finite[mid] : (finite[mid - 1] + finite[mid]) / 2;
+}
+
+/** The q-quantile (0..1) of `values` by nearest rank, NaN when empty. */
+export function percentile(values, q) {
+  if (values.length === 0) return NaN;
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+export const fmt = (v, digits = 2) => (Number.isFinite(v) ? v.toFixed(digits) : 'n/a');
+export const fmtInt = (v) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');
+export const ratio = (v, base) => (Number.isFinite(v) && Number.isFinite(base) && base !== 0 ? v / base : NaN);
+export const fmtRatio = (r) => (Number.isFinite(r) ? `${r.toFixed(2)}x` : 'n/a');
+
+/** A markdown table; the first column is text (left-aligned), the rest numbers. */
+export function table(header, rows) {
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`];
+  for (const row of rows) lines.push(`| ${row.join(' | ')} |`);
+  return lines.join('\n');
+}
+
+/**
+ * The warning a report carries when a run changed a setting its bars are
+ * defined at (`what`: 'these verdicts are' or 'the verdict is'), or null.
+ */
+export function changedSettingsNote(barSettings, cfg, what = 'these verdicts are') {
+  const differs = Object.keys(barSettings).filter((key) => cfg[key] !== barSettings[key]);
+  if (differs.length === 0) return null;
+  const defined = Object.entries(barSettings)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ');
+  const changed = differs.map((k) => `${k}=${cfg[k]}`).join(', ');
+  return `**The ${what === 'the verdict is' ? 'bar is' : 'bars are'} defined at ${defined}; this run changed ${changed}, so ${what} indicative only.**`;
+}
+
+/** Appends `notes` (paragraphs) to `out` and closes the report's <details> block. */
+export function closeDetails(out, notes) {
+  for (const note of notes) {
+    out.push('');
+    out.push(note);
+  }
+  out.push('');
+  out.push('</details>');
+}
