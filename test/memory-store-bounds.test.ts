@@ -4,23 +4,16 @@ import http from 'node:http';
 import { test } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import type { EventSourceMessage } from 'eventsource-parser';
 import { EventStream, MemoryEventStore } from '../src/index.js';
 import { cleanups } from './helpers/requirements.js';
 import { listen, type RunningServer } from './helpers/server.js';
-import { openRaw, until } from './helpers/sse-client.js';
+import { openRaw, parseAll, until } from './helpers/sse-client.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-function parseAll(text: string): EventSourceMessage[] {
-  const events: EventSourceMessage[] = [];
-  const parser = createParser({ onEvent: (event) => events.push(event) });
-  parser.feed(text);
-  return events;
-}
 
 /** A server streaming `/<channel>` from the given EventStream. */
 async function serve(eventStream: EventStream): Promise<RunningServer> {

@@ -12,22 +12,15 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
-import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import type { EventSourceMessage } from 'eventsource-parser';
 import { EventStoreError, EventStream } from '../src/index.js';
 import { RedisEventStore, type RedisEventStoreOptions } from '../src/history/redis-store.js';
 import { requireRedis, startRedis, uniqueKeyPrefix, type RunningRedis } from './helpers/redis.js';
 import { cleanups } from './helpers/requirements.js';
 import { listen } from './helpers/server.js';
-import { openRaw, until } from './helpers/sse-client.js';
+import { openRaw, parseAll, until } from './helpers/sse-client.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-function parseAll(text: string): EventSourceMessage[] {
-  const events: EventSourceMessage[] = [];
-  const parser = createParser({ onEvent: (event) => events.push(event) });
-  parser.feed(text);
-  return events;
-}
 
 /** Errors nobody could catch, collected for the test to assert on instead of crashing the run. */
 function unhandledErrors(t: TestContext): unknown[] {

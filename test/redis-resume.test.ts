@@ -14,14 +14,13 @@
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { test } from 'node:test';
-import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { Redis } from 'ioredis';
 import { EventStoreError, EventStream, type EventStreamOptions, type ServerSentEvent } from '../src/index.js';
 import { RedisEventStore, type RedisEventStoreOptions } from '../src/redis.js';
 import { forkAppProcess, type AppProcess } from './helpers/app-process.js';
 import { redisForFile, requireRedis, startRedis, uniqueKeyPrefix } from './helpers/redis.js';
 import { listen } from './helpers/server.js';
-import { get, openRaw, RecordingEventSource, until, type ReceivedEvent } from './helpers/sse-client.js';
+import { get, openRaw, parseAll, type ReceivedEvent, RecordingEventSource, until } from './helpers/sse-client.js';
 import { cleanups } from './helpers/requirements.js';
 
 const SSE = { accept: 'text/event-stream' };
@@ -118,13 +117,6 @@ const label = (data: string): string => {
   return `${from}${n}`;
 };
 const range = (from: number, count: number): number[] => Array.from({ length: count }, (_, i) => from + i);
-
-function parseAll(text: string): EventSourceMessage[] {
-  const events: EventSourceMessage[] = [];
-  const parser = createParser({ onEvent: (event) => events.push(event) });
-  parser.feed(text);
-  return events;
-}
 
 /** The sequence number in a single-channel id `channel:seq`. */
 function seqOf(id: string, channel: string): number {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createHook } from 'node:async_hooks';
 import http from 'node:http';
 import net from 'node:net';
 import { Readable } from 'node:stream';
@@ -8,31 +7,10 @@ import { test } from 'node:test';
 import { EventStream } from '../src/index.js';
 import { cleanups } from './helpers/requirements.js';
 import { listen } from './helpers/server.js';
+import { liveTimers, liveTimersOf, trackTimers } from './helpers/timers.js';
 import { RecordingEventSource, until } from './helpers/sse-client.js';
 
-// Keep-alive timers are unref'd, so process.getActiveResourcesInfo() would not see them: track every Timeout's life.
-const liveTimeouts = new Map<number, object>();
-createHook({
-  init(asyncId, type, _triggerAsyncId, resource) {
-    if (type === 'Timeout') liveTimeouts.set(asyncId, resource);
-  },
-  destroy(asyncId) {
-    liveTimeouts.delete(asyncId);
-  },
-}).enable();
-
-function activeTimers(): number {
-  return liveTimeouts.size;
-}
-
-/** Live timers with this period (Node's Timeout keeps it in `_idleTimeout`), to tell ours from the test's and Node's own. */
-function activeTimersOf(periodMs: number): number {
-  let count = 0;
-  for (const timeout of liveTimeouts.values()) {
-    if ((timeout as { _idleTimeout?: number })._idleTimeout === periodMs) count++;
-  }
-  return count;
-}
+trackTimers();
 
 test('a client that never reads is dropped while five others receive everything', async (t) => {
   const defer = cleanups(t);
@@ -104,19 +82,19 @@ test('thousands of connect/disconnect cycles return hubs, streams, listeners and
   // Warm up once so lazily created internals are not counted as leaks.
   await openAndDrop(0);
   await until(() => eventStream.stats().streams === 0);
-  const timersBefore = activeTimers();
+  const timersBefore = liveTimers();
   const listenersBefore = server.server.listenerCount('request') + server.server.listenerCount('connection');
 
   // The keep-alive clock ticks four times per interval: 60 s / 4.
   const keepAlivePeriod = 15_000;
-  assert.equal(activeTimersOf(keepAlivePeriod), 0, 'no keep-alive timer without streams');
+  assert.equal(liveTimersOf(keepAlivePeriod), 0, 'no keep-alive timer without streams');
   const cycles = 3000;
   let peakStreams = 0;
   let peakKeepAliveTimers = 0;
   const publisher = setInterval(() => {
     const { streams } = eventStream.stats();
     peakStreams = Math.max(peakStreams, streams);
-    if (streams > 0) peakKeepAliveTimers = Math.max(peakKeepAliveTimers, activeTimersOf(keepAlivePeriod));
+    if (streams > 0) peakKeepAliveTimers = Math.max(peakKeepAliveTimers, liveTimersOf(keepAlivePeriod));
     void eventStream.publishEvent('shared', { data: 'tick' });
   }, 2);
   defer(() => clearInterval(publisher));
@@ -132,8 +110,8 @@ test('thousands of connect/disconnect cycles return hubs, streams, listeners and
   const stats = eventStream.stats();
   assert.equal(stats.hubs, 0);
   assert.deepEqual(stats.channels, {});
-  assert.equal(activeTimersOf(keepAlivePeriod), 0, 'the keep-alive timer stopped with the last stream');
+  assert.equal(liveTimersOf(keepAlivePeriod), 0, 'the keep-alive timer stopped with the last stream');
   // Unrelated timers (the test's own polling, Node's sockets) may come and go, but none accumulate.
-  assert.ok(activeTimers() <= timersBefore, `live timers ${activeTimers()} > baseline ${timersBefore}`);
+  assert.ok(liveTimers() <= timersBefore, `live timers ${liveTimers()} > baseline ${timersBefore}`);
   assert.equal(server.server.listenerCount('request') + server.server.listenerCount('connection'), listenersBefore);
 });

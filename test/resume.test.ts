@@ -4,10 +4,9 @@ import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
-import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { EventStream, MemoryEventStore, type EventStreamOptions } from '../src/index.js';
 import { listen, type RunningServer } from './helpers/server.js';
-import { get, openRaw, RecordingEventSource, until } from './helpers/sse-client.js';
+import { get, openRaw, parseAll, RecordingEventSource, until } from './helpers/sse-client.js';
 
 interface ResumeServer extends RunningServer {
   eventStream: EventStream;
@@ -46,13 +45,6 @@ async function resumeServer(options: EventStreamOptions = {}): Promise<ResumeSer
 }
 
 /** Reads a finite or open SSE response into parsed events. */
-function parseAll(text: string): EventSourceMessage[] {
-  const events: EventSourceMessage[] = [];
-  const parser = createParser({ onEvent: (event) => events.push(event) });
-  parser.feed(text);
-  return events;
-}
-
 const numbered = (from: number, count: number) => Array.from({ length: count }, (_, i) => ({ data: { i: from + i } }));
 const indexOf = (data: string): number => (JSON.parse(data) as { i: number }).i;
 const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i);

@@ -1,5 +1,6 @@
 import http, { type IncomingHttpHeaders } from 'node:http';
 import { EventSource } from 'eventsource';
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
 
 export interface ReceivedEvent {
   type: string;
@@ -107,4 +108,12 @@ export async function until(predicate: () => boolean, timeoutMs = 5000, what = '
     if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/** Every whole event in an SSE byte stream, as a browser would dispatch it (named events and comments aside). */
+export function parseAll(text: string): EventSourceMessage[] {
+  const events: EventSourceMessage[] = [];
+  const parser = createParser({ onEvent: (event) => events.push(event) });
+  parser.feed(text);
+  return events;
 }

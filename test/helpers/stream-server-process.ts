@@ -17,7 +17,7 @@
  * 'drop' closes the EventStream and forgets it and its server, so nothing
  * the test did is reachable any more. The process exits when the parent disconnects.
  */
-import { createHook } from 'node:async_hooks';
+import { liveTimersOf, trackTimers } from './timers.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EventStream, MemoryEventStore, type EventStreamOptions, type EventStreamStats } from '../../src/index.js';
@@ -43,16 +43,7 @@ const { historyEvents, ...options } = JSON.parse(process.argv[2] ?? '{}') as Str
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error('run with --expose-gc');
 
-// Keep-alive timers are unref'd, so process.getActiveResourcesInfo() would not see them: track every Timeout's life.
-const liveTimeouts = new Map<number, object>();
-createHook({
-  init(asyncId, type, _triggerAsyncId, resource) {
-    if (type === 'Timeout') liveTimeouts.set(asyncId, resource);
-  },
-  destroy(asyncId) {
-    liveTimeouts.delete(asyncId);
-  },
-}).enable();
+trackTimers();
 const keepAlivePeriod = Math.max(1, Math.floor((options.keepAliveInterval ?? 15_000) / 4));
 
 let eventStream: EventStream | null = new EventStream({
@@ -100,10 +91,7 @@ async function snapshot(): Promise<StreamServerSnapshot> {
   gc!();
   gc!();
   const memory = process.memoryUsage();
-  let keepAliveTimers = 0;
-  for (const timeout of liveTimeouts.values()) {
-    if ((timeout as { _idleTimeout?: number })._idleTimeout === keepAlivePeriod) keepAliveTimers++;
-  }
+  const keepAliveTimers = liveTimersOf(keepAlivePeriod);
   return {
     stats: eventStream?.stats() ?? null,
     heapUsed: memory.heapUsed,
