@@ -53,7 +53,8 @@ export class ResponseStream implements KeepAliveTarget {
   private readonly positions: number[];
   private readonly transform: Transform;
   private readonly host: ResponseStreamHost;
-  private pending: Buffer[] = [];
+  /** Frames from several hubs waiting for the end of the tick; null while there are none (most streams never have any). */
+  private pending: Buffer[] | null = null;
   private pendingBytes = 0;
   private flushScheduled = false;
   private congested = false;
@@ -61,11 +62,14 @@ export class ResponseStream implements KeepAliveTarget {
   /** Live frames that arrive while a resuming client is replayed; null once live. */
   private held: HubFrame[] | null = null;
   private heldBytes = 0;
+  /** Ends the stream: the response's close listener and the Transform's error listener. */
   private readonly onResClose: () => void;
   /** One listener for all of this response's hubs. */
   private readonly onFrame: (frame: HubFrame) => void;
   private onResDrain: (() => void) | null = null;
   private drainWaiter: (() => void) | null = null;
+  /** The listener that wakes drainWaiter, made when a replay first waits for 'drain'. */
+  private onReplayDrain: (() => void) | null = null;
   /** Behind `compression`, data sits in zlib until flushed; decided once, not per write. */
   private readonly flushesResponse: boolean;
 
@@ -78,24 +82,23 @@ export class ResponseStream implements KeepAliveTarget {
     this.positions = hubs.map((hub) => hub.position);
     this.host = host;
 
-    this.transform = transform(
+    // The Transform's function and 'data' listener are shared by every response (they find this one through
+    // `owner`) rather than closures of each: an idle connection costs what it holds, and there may be many.
+    const owned = transform(
       {
         writableObjectMode: true,
         writableHighWaterMark: 1024,
         // Never let the Transform hold back the hub: the byte bound drops the client first.
         readableHighWaterMark: host.maxBufferBytes * 2 + KEEP_ALIVE.length,
       },
-      (chunk: HubFrame | Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void) => {
-        const bytes = chunk instanceof HubFrame ? this.encode(chunk) : chunk;
-        if (bytes !== null) this.accept(bytes);
-        callback();
-      },
-    );
-    this.transform.on('error', () => this.close());
-    // Flowing mode: each pushed chunk reaches the sink's write() synchronously.
-    this.transform.on('data', (chunk: Buffer) => this.write(chunk));
-
+      transformFrame,
+    ) as OwnedTransform;
+    owned.owner = this;
+    this.transform = owned;
     this.onResClose = () => this.close();
+    this.transform.on('error', this.onResClose);
+    // Flowing mode: each pushed chunk reaches the sink's write() synchronously.
+    this.transform.on('data', writeTransformed);
     res.on('close', this.onResClose);
 
     this.onFrame = (frame) => {
@@ -124,6 +127,12 @@ export class ResponseStream implements KeepAliveTarget {
 
   sendKeepAlive(): void {
     if (!this.closed) this.transform.push(KEEP_ALIVE);
+  }
+
+  /** @internal The Transform's work: a frame becomes this client's bytes (a Buffer passes as it is). */
+  take(chunk: HubFrame | Buffer): void {
+    const bytes = chunk instanceof HubFrame ? this.encode(chunk) : chunk;
+    if (bytes !== null) this.accept(bytes);
   }
 
   /** The bytes this client gets for a frame: only events past its position, with this stream's ids. */
@@ -245,16 +254,18 @@ export class ResponseStream implements KeepAliveTarget {
     if (!this.congested && !this.res.writableNeedDrain) return new Promise((resolve) => setImmediate(resolve));
     return new Promise((resolve) => {
       this.drainWaiter = resolve;
-      this.res.once('drain', this.wakeDrainWaiter);
+      this.onReplayDrain ??= () => this.wakeDrainWaiter();
+      this.res.once('drain', this.onReplayDrain);
     });
   }
 
-  private readonly wakeDrainWaiter = (): void => {
+  private wakeDrainWaiter(): void {
     const waiter = this.drainWaiter;
+    if (waiter === null) return;
     this.drainWaiter = null;
-    this.res.removeListener('drain', this.wakeDrainWaiter);
-    waiter?.();
-  };
+    this.res.removeListener('drain', this.onReplayDrain!);
+    waiter();
+  }
 
   private accept(frame: Buffer): void {
     if (this.closed) return;
@@ -269,7 +280,7 @@ export class ResponseStream implements KeepAliveTarget {
       this.transform.push(frame);
       return;
     }
-    this.pending.push(frame);
+    (this.pending ??= []).push(frame);
     this.pendingBytes += frame.length;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -280,14 +291,16 @@ export class ResponseStream implements KeepAliveTarget {
   /** @internal */
   flushPending(): void {
     this.flushScheduled = false;
-    if (this.pending.length === 0 || this.closed) return;
-    const chunk = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
+    const { pending } = this;
+    if (pending === null || this.closed) return;
+    const chunk = pending.length === 1 ? pending[0]! : Buffer.concat(pending, this.pendingBytes);
+    this.pending = null;
     this.pendingBytes = 0;
     this.transform.push(chunk);
   }
 
-  private write(chunk: Buffer): void {
+  /** @internal The Transform's output, to the sink. */
+  write(chunk: Buffer): void {
     const { res } = this;
     const accepted = res.write(chunk);
     if (this.flushesResponse) res.flush!();
@@ -331,7 +344,7 @@ export class ResponseStream implements KeepAliveTarget {
     this.wakeDrainWaiter();
     for (const hub of this.hubs) hub.unsubscribe(this.onFrame);
     this.transform.destroy();
-    this.pending = [];
+    this.pending = null;
     this.held = null;
     this.host.streamClosed(this);
   }
@@ -339,6 +352,22 @@ export class ResponseStream implements KeepAliveTarget {
 
 function flushResponsePending(stream: ResponseStream): void {
   stream.flushPending();
+}
+
+type OwnedTransform = Transform & { owner: ResponseStream };
+
+function transformFrame(
+  this: OwnedTransform,
+  chunk: HubFrame | Buffer,
+  _encoding: BufferEncoding,
+  callback: (error?: Error | null) => void,
+): void {
+  this.owner.take(chunk);
+  callback();
+}
+
+function writeTransformed(this: OwnedTransform, chunk: Buffer): void {
+  this.owner.write(chunk);
 }
 
 /** Stored events as a hub would have sent them; only single-channel streams send a frame's shared bytes. */
