@@ -3,8 +3,8 @@
  * EventStream, under --expose-gc) and drives it over IPC; see that file for
  * its routes and protocol.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { forkIpcChild } from './ipc-child.js';
 import type { StreamServerOptions, StreamServerSnapshot } from './stream-server-process.js';
 
 export type { StreamServerOptions, StreamServerSnapshot };
@@ -21,68 +21,22 @@ export interface StreamServer {
 
 const PROCESS = fileURLToPath(new URL('./stream-server-process.ts', import.meta.url));
 
-type Message = { type: 'ready'; port: number } | { type: 'done'; id: number; snapshot?: StreamServerSnapshot; error?: string };
-
 export async function forkStreamServer(options: StreamServerOptions = {}): Promise<StreamServer> {
-  const child: ChildProcess = fork(PROCESS, [JSON.stringify(options)], {
-    execArgv: ['--expose-gc', '--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  const child = await forkIpcChild<{ snapshot?: StreamServerSnapshot }>(PROCESS, {
+    name: 'stream server',
+    args: [JSON.stringify(options)],
+    nodeFlags: ['--expose-gc'],
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const pending = new Map<number, { resolve: (snapshot?: StreamServerSnapshot) => void; reject: (error: Error) => void }>();
-  let nextId = 1;
-  const port = new Promise<number>((resolve, reject) => {
-    child.on('message', (message: Message) => {
-      if (message.type === 'ready') {
-        resolve(message.port);
-        return;
-      }
-      const waiter = pending.get(message.id);
-      pending.delete(message.id);
-      if (message.error === undefined) waiter?.resolve(message.snapshot);
-      else waiter?.reject(new Error(`stream server: ${message.error}`));
-    });
-    void exited.then(() => {
-      reject(new Error('stream server exited before it was ready'));
-      for (const waiter of pending.values()) waiter.reject(new Error('stream server exited'));
-      pending.clear();
-    });
-  });
-  const send = (command: object): Promise<StreamServerSnapshot | undefined> => {
-    const id = nextId++;
-    return new Promise((resolve, reject) => {
-      if (!child.connected) {
-        reject(new Error('stream server is gone'));
-        return;
-      }
-      pending.set(id, { resolve, reject });
-      child.send({ ...command, id });
-    });
-  };
-  const close = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    if (child.connected) child.disconnect();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
-  };
-  let listening: number;
-  try {
-    listening = await port;
-  } catch (error) {
-    await close();
-    throw error;
-  }
   return {
-    port: listening,
+    port: child.port,
     publish: async (channel, data, { count = 1, repeat = 1 } = {}) => {
-      await send({ type: 'publish', channel, data, repeat, count });
+      await child.send({ type: 'publish', channel, data, repeat, count });
     },
-    snapshot: async () => (await send({ type: 'snapshot' }))!,
+    snapshot: async () => (await child.send({ type: 'snapshot' })).snapshot!,
     drop: async () => {
-      await send({ type: 'drop' });
+      await child.send({ type: 'drop' });
     },
-    close,
+    close: () => child.close(),
   };
 }
 
