@@ -141,7 +141,9 @@ class Client {
     else {
       this.writable = false;
       if (action === 'half-close') socket.end();
-      else if (action === 'reset') socket.resetAndDestroy();
+      // Once the server has ended the connection, Node has already shut down this side (allowHalfOpen is off),
+      // and libuv refuses to reset a socket that is shutting down: resetAndDestroy() then never closes it.
+      else if (action === 'reset' && !socket.readableEnded && !socket.writableEnded) socket.resetAndDestroy();
       else socket.destroy();
     }
   }
