@@ -80,13 +80,8 @@ class ChunkedSocketSink extends ServerResponseSink {
     return this.socket.writableNeedDrain;
   }
 
-  once(event: 'drain', listener: () => void): this {
-    this.socket.once(event, listener);
-    return this;
-  }
-
-  protected removeDrainListener(listener: () => void): void {
-    this.socket.removeListener('drain', listener);
+  protected get drainSource(): Socket {
+    return this.socket;
   }
 }
 

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { EventSink } from './types.js';
 
 /**
@@ -28,11 +29,16 @@ export abstract class ServerResponseSink implements EventSink {
 
   abstract readonly writableLength: number;
   abstract readonly writableNeedDrain: boolean;
-  abstract once(event: 'drain', listener: () => void): this;
   /** Whether the response still takes bytes. */
   protected abstract serving(): boolean;
   protected abstract send(chunk: Buffer): boolean;
-  protected abstract removeDrainListener(listener: () => void): void;
+  /** What emits 'drain' for the bytes `send` writes: the response, or its socket. */
+  protected abstract readonly drainSource: ServerResponse | Socket;
+
+  once(event: 'drain', listener: () => void): this {
+    this.drainSource.once(event, listener);
+    return this;
+  }
 
   write(chunk: Buffer): boolean {
     if (this.serving()) return this.send(chunk);
@@ -53,7 +59,7 @@ export abstract class ServerResponseSink implements EventSink {
 
   removeListener(event: 'close' | 'drain', listener: () => void): this {
     if (event === 'drain') {
-      this.removeDrainListener(listener);
+      this.drainSource.removeListener(event, listener);
       return this;
     }
     for (const name of ENDING_EVENTS) this.res.removeListener(name, listener);
@@ -94,9 +100,8 @@ export class ResponseWriteSink extends ServerResponseSink {
     return this.res.writableNeedDrain;
   }
 
-  once(event: 'drain', listener: () => void): this {
-    this.res.once(event, listener);
-    return this;
+  protected get drainSource(): ServerResponse {
+    return this.res;
   }
 
   protected serving(): boolean {
@@ -105,9 +110,5 @@ export class ResponseWriteSink extends ServerResponseSink {
 
   protected send(chunk: Buffer): boolean {
     return this.res.write(chunk);
-  }
-
-  protected removeDrainListener(listener: () => void): void {
-    this.res.removeListener('drain', listener);
   }
 }
