@@ -4,4 +4,4 @@
  * Next.js resolve every import they can see, dynamic ones too, and fail the
  * build when ioredis is not installed.
  */
-export { RedisEventStore, type RedisEventStoreOptions } from './history/redis-store.js';
+export { RedisEventStore, type RedisEventStoreOptions } from './stores/redis/redis-store.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { HttpRequestError } from '../src/index.js';
-import { formatEventId, parseEventId, parseGripLast } from '../src/history/event-id.js';
+import { formatEventId, parseEventId, parseGripLast } from '../src/admission/resume-position.js';
 
 const limits = { maxChannelNameLength: 128 };
 const channelName = fc.stringMatching(/^[A-Za-z0-9\-_.:@/~+=!]{1,40}$/);

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { MemoryEventStore } from '../src/history/memory-store.js';
+import { MemoryEventStore } from '../src/stores/memory-store.js';
 
 type Op =
   | { kind: 'append'; channel: number; sizes: number[] }

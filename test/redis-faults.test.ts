@@ -14,7 +14,7 @@ import { test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import type { EventSourceMessage } from 'eventsource-parser';
 import { EventStoreError, EventStream } from '../src/index.js';
-import { RedisEventStore, type RedisEventStoreOptions } from '../src/history/redis-store.js';
+import { RedisEventStore, type RedisEventStoreOptions } from '../src/stores/redis/redis-store.js';
 import { requireRedis, startRedis, uniqueKeyPrefix, type RunningRedis } from './helpers/redis.js';
 import { cleanups } from './helpers/requirements.js';
 import { listen } from './helpers/server.js';

@@ -3,9 +3,9 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, describe, test, type TestContext } from 'node:test';
 import { EventStoreError, InvalidOptionError } from '../src/errors.js';
-import { MemoryEventStore } from '../src/history/memory-store.js';
+import { MemoryEventStore } from '../src/stores/memory-store.js';
 import { RedisEventStore } from '../src/redis.js';
-import type { EventStore, HistoryPage } from '../src/history/store.js';
+import type { EventStore, HistoryPage } from '../src/stores/event-store.js';
 import { requireRedis, startRedis, type RunningRedis } from './helpers/redis.js';
 
 /**

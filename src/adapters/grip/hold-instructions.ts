@@ -1,0 +1,48 @@
+import { KEEP_ALIVE_TEXT } from '../../sse/encoder.js';
+
+/** GRIP's cstring format: backslash escapes, so the value fits in one header line. */
+function cstring(text: string): string {
+  return text.replace(/\\/g, '\\\\').replace(/\r/g, '\\r').replace(/\n/g, '\\n').replace(/\t/g, '\\t');
+}
+
+export interface HoldOptions {
+  gripChannels: readonly string[];
+  /**
+   * Reliable mode: per channel, the sequence number the held stream has
+   * reached; the proxy expects the next item's prev-id to match.
+   */
+  positions: readonly number[] | null;
+  body: string;
+  /** Reliable mode: URL (path and query) the proxy fetches with `Grip-Last` when it detects a gap. */
+  link: string | null;
+  keepAliveMs: number;
+}
+
+export interface HoldResponse {
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * A proxied request's answer: hold instructions in reliable mode, and the
+ * body the client gets first. The proxy holds the stream, not us.
+ */
+export function holdResponse(options: HoldOptions): HoldResponse {
+  const { gripChannels, positions, body, link, keepAliveMs } = options;
+  const headers: Record<string, string> = {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    'grip-hold': 'stream',
+    // Names were checked against the allowlist, so none carries `,` or `;` into this header.
+    'grip-channel': gripChannels
+      .map((channel, i) => (positions === null ? channel : `${channel}; prev-id=${positions[i]}`))
+      .join(', '),
+    'content-length': String(Buffer.byteLength(body)),
+  };
+  if (link !== null) headers['grip-link'] = `<${link.replace(/[<>"\s]/g, encodeURIComponent)}>; rel=next`;
+  if (keepAliveMs > 0) {
+    const seconds = Math.max(1, Math.round(keepAliveMs / 1000));
+    headers['grip-keep-alive'] = `${cstring(KEEP_ALIVE_TEXT)}; format=cstring; timeout=${seconds}`;
+  }
+  return { headers, body };
+}

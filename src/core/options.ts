@@ -1,0 +1,157 @@
+import { InvalidOptionError } from '../errors.js';
+import type { DataSerializer } from '../event-types.js';
+import { jsonSerializer } from '../sse/encoder.js';
+import type { GripOption } from '../grip-types.js';
+import { channelNameProblem } from '../admission/channel-names.js';
+import type { EventStore } from '../stores/event-store.js';
+import { checkOptionKeys, type OptionKeys } from '../common/option-checks.js';
+
+export interface EventStreamOptions {
+  /** GRIP proxy configuration; absent or null serves every stream directly. */
+  grip?: GripOption | null;
+  /** Prefix of every GRIP channel name. Default `'events-'`. */
+  gripPrefix?: string;
+  /**
+   * GRIP reliable mode: published items carry `id`/`prev-id` and held streams
+   * a `Grip-Link`, so the proxy notices a lost publish and recovers it from
+   * the history. It needs ids every process agrees on: default `true` with a
+   * shared store (Redis), `false` otherwise, since separate memory stores in
+   * several processes number their events independently.
+   */
+  gripReliable?: boolean;
+  /** Milliseconds a GRIP control-API call may take before it fails. Default 10000. */
+  gripPublishTimeout?: number;
+  /** Milliseconds without traffic before a keep-alive comment is sent. Default 15000; 0 disables. */
+  keepAliveInterval?: number;
+  /**
+   * Milliseconds a client should wait before reconnecting, sent as `retry:`
+   * in the opening event. Default: not sent (browsers wait about 3 s).
+   */
+  clientRetry?: number;
+  /** Unsent bytes a client may fall behind by before it is disconnected. Default 1 MiB. */
+  maxBufferBytes?: number;
+  /**
+   * Largest event a publish accepts, in bytes of its encoded fields (the
+   * `event:`, `retry:` and `data:` lines as sent, UTF-8). A larger one is
+   * refused with an InvalidEventError and neither stored nor sent: it could
+   * never reach a client whose buffer it overflows. Default and maximum:
+   * half of `maxBufferBytes` (512 KiB), so a client less than half a buffer
+   * behind always has room for it; with `grip`, at most 480 KiB, the most a
+   * Pushpin publish request is sure to carry.
+   */
+  maxEventBytes?: number;
+  /** Longest channel name accepted. Default 128. */
+  maxChannelNameLength?: number;
+  /** Most channels one request may listen to. Default 16. */
+  maxChannelsPerRequest?: number;
+  /** Turns `event.data` into text. Default `JSON.stringify`. */
+  serializeData?: DataSerializer;
+  /**
+   * Where events get their ids and history is kept for resuming clients.
+   * Default: a `MemoryEventStore` (1000 events or 5 minutes per channel).
+   * A `RedisEventStore` (from `@fanoutio/eventstream/redis`) shares ids, history and delivery between processes.
+   */
+  store?: EventStore;
+}
+
+export interface ResolvedOptions {
+  grip: GripOption | null;
+  gripPrefix: string;
+  gripReliable: boolean;
+  gripPublishTimeout: number;
+  keepAliveInterval: number;
+  clientRetry: number | null;
+  maxBufferBytes: number;
+  maxEventBytes: number;
+  maxChannelNameLength: number;
+  maxChannelsPerRequest: number;
+  serializeData: DataSerializer;
+  store: EventStore | null;
+}
+
+/**
+ * Largest event that fits one publish request to Pushpin, which refuses
+ * bodies of 1,000,000 bytes or more: the event's text is JSON-escaped into
+ * the request, which at worst doubles it (each `"` and `\` of JSON data is
+ * escaped again), plus the item's envelope and id line.
+ */
+const GRIP_MAX_EVENT_BYTES = 480 * 1024;
+
+const OPTION_KEYS = {
+  grip: true,
+  gripPrefix: true,
+  gripReliable: true,
+  gripPublishTimeout: true,
+  keepAliveInterval: true,
+  clientRetry: true,
+  maxBufferBytes: true,
+  maxEventBytes: true,
+  maxChannelNameLength: true,
+  maxChannelsPerRequest: true,
+  serializeData: true,
+  store: true,
+} as const satisfies OptionKeys<EventStreamOptions>;
+
+function integerOption(options: EventStreamOptions, key: keyof EventStreamOptions, fallback: number, min: number): number {
+  const value = options[key];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new InvalidOptionError(`options.${key} must be an integer >= ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+export function resolveOptions(options: EventStreamOptions | null | undefined): ResolvedOptions {
+  const given = options ?? {};
+  if (typeof given !== 'object') throw new InvalidOptionError('EventStream options must be an object');
+  checkOptionKeys(given, OPTION_KEYS, 'EventStream');
+  const gripPrefix = given.gripPrefix ?? 'events-';
+  if (typeof gripPrefix !== 'string') throw new InvalidOptionError('options.gripPrefix must be a string');
+  if (gripPrefix !== '' && channelNameProblem(gripPrefix, { maxChannelNameLength: 256 }) !== null) {
+    throw new InvalidOptionError(`options.gripPrefix ${JSON.stringify(gripPrefix)} may only contain channel-name characters`);
+  }
+  const serializeData = given.serializeData ?? jsonSerializer;
+  const store = checkStore(given.store);
+  const gripReliable = given.gripReliable ?? store?.shared === true;
+  if (typeof gripReliable !== 'boolean') throw new InvalidOptionError('options.gripReliable must be a boolean');
+  if (typeof serializeData !== 'function') throw new InvalidOptionError('options.serializeData must be a function');
+  const maxBufferBytes = integerOption(given, 'maxBufferBytes', 1024 * 1024, 1024);
+  // Half the buffer: a client less than half a buffer behind always has room for the largest event.
+  // Through a GRIP proxy the event must also fit its publish request (see GRIP_MAX_EVENT_BYTES).
+  const grip = given.grip ?? null;
+  const eventBound = Math.min(Math.floor(maxBufferBytes / 2), grip === null ? Number.POSITIVE_INFINITY : GRIP_MAX_EVENT_BYTES);
+  const maxEventBytes = integerOption(given, 'maxEventBytes', eventBound, 1);
+  if (maxEventBytes > eventBound) {
+    throw new InvalidOptionError(
+      eventBound === GRIP_MAX_EVENT_BYTES
+        ? `options.maxEventBytes (${maxEventBytes}) may be at most ${GRIP_MAX_EVENT_BYTES} with a GRIP proxy: Pushpin refuses publish requests of 1,000,000 bytes or more, and an event escaped into one can double in size`
+        : `options.maxEventBytes (${maxEventBytes}) may be at most half of options.maxBufferBytes (${maxBufferBytes}), so a client that reads always has room for such an event; raise maxBufferBytes too`,
+    );
+  }
+  return {
+    grip,
+    gripPrefix,
+    gripReliable,
+    gripPublishTimeout: integerOption(given, 'gripPublishTimeout', 10_000, 1),
+    keepAliveInterval: integerOption(given, 'keepAliveInterval', 15_000, 0),
+    clientRetry: given.clientRetry === undefined ? null : integerOption(given, 'clientRetry', 0, 0),
+    maxBufferBytes,
+    maxEventBytes,
+    maxChannelNameLength: integerOption(given, 'maxChannelNameLength', 128, 1),
+    maxChannelsPerRequest: integerOption(given, 'maxChannelsPerRequest', 16, 1),
+    serializeData,
+    store,
+  };
+}
+
+function checkStore(store: unknown): EventStore | null {
+  if (store === undefined || store === null) return null;
+  const candidate = store as Partial<EventStore>;
+  for (const method of ['append', 'readSince', 'head'] as const) {
+    if (typeof candidate[method] !== 'function') throw new InvalidOptionError(`options.store has no ${method}() method`);
+  }
+  if (candidate.shared === true && typeof candidate.watch !== 'function') {
+    throw new InvalidOptionError('options.store is shared but has no watch() method');
+  }
+  return store as EventStore;
+}

@@ -1,0 +1,379 @@
+import { transform } from 'through2';
+import type { Transform } from 'readable-stream';
+import { HubFrame, singleChannelText } from './hub-frame.js';
+import type { ChannelHub } from './hub.js';
+import { formatEventId, type StreamPosition } from '../admission/resume-position.js';
+import type { EventStore, HistoryPage, StoredEvent } from '../stores/event-store.js';
+import { KEEP_ALIVE_TEXT, streamOpenText, streamResetText } from '../sse/encoder.js';
+import type { KeepAliveTarget } from './keep-alive.js';
+import type { EventSink } from '../types.js';
+
+const KEEP_ALIVE = Buffer.from(KEEP_ALIVE_TEXT);
+/** Events read from the store per replay step; the step is written before the next is read. */
+const REPLAY_PAGE_EVENTS = 500;
+
+/** What every response stream of one EventStream shares, so a connection carries no per-stream callbacks. */
+export interface ResponseStreamHost {
+  readonly maxBufferBytes: number;
+  readonly store: EventStore;
+  /** Reconnection delay sent to clients in the opening event, or null to leave it to the client. */
+  readonly clientRetry: number | null;
+  /** Current keep-alive tick, or null when keep-alives are off. */
+  readonly keepAliveClock: { readonly tick: number } | null;
+  streamClosed(stream: ResponseStream): void;
+  slowClientDropped(stream: ResponseStream): void;
+}
+
+/**
+ * One SSE response: a Transform (through2) fed with frames by each of its
+ * channel hubs, whose output is written to `res` (an EventSink: the response
+ * itself, or for HTTP/1.1 its socket with shared chunk framing, see
+ * chunked-socket-sink.ts).
+ *
+ * - It knows where the client stands in each channel and sends each event
+ *   once: frames it has already sent (replayed, or overlapping the hub's
+ *   pending batch when it joined) are dropped, and a stream on several
+ *   channels gives each event an id naming its position in all of them.
+ * - A resuming client first gets what it missed from the store, page by
+ *   page at the pace of its socket, while live frames wait; then the live ones.
+ * - The opening bytes are queued first, so the client sees the stream start.
+ * - Unsent bytes (here and in `res`) are bounded by `maxBufferBytes`; a client
+ *   that falls further behind is destroyed instead of growing the server's
+ *   memory or stalling its channels. That bound replaces pipe()'s pause on
+ *   `res` backpressure, which would let one stuck socket pause the hub.
+ * - Frames from several hubs arriving in one tick leave as one write (a hub
+ *   already turns a burst on one channel into one frame).
+ */
+export class ResponseStream implements KeepAliveTarget {
+  readonly res: EventSink;
+  readonly hubs: readonly ChannelHub[];
+  readonly channels: readonly string[];
+  activityTick = 0;
+  /** Sequence number of the last event the client has (or skipped past) in each channel. */
+  private readonly positions: number[];
+  private readonly transform: Transform;
+  private readonly host: ResponseStreamHost;
+  /** Frames from several hubs waiting for the end of the tick; null while there are none (most streams never have any). */
+  private pending: Buffer[] | null = null;
+  private pendingBytes = 0;
+  private flushScheduled = false;
+  private congested = false;
+  private closed = false;
+  /** Live frames that arrive while a resuming client is replayed; null once live. */
+  private held: HubFrame[] | null = null;
+  private heldBytes = 0;
+  /** Ends the stream: the response's close listener and the Transform's error listener. */
+  private readonly onResClose: () => void;
+  /** One listener for all of this response's hubs. */
+  private readonly onFrame: (frame: HubFrame) => void;
+  private onResDrain: (() => void) | null = null;
+  private drainWaiter: (() => void) | null = null;
+  /** The listener that wakes drainWaiter, made when a replay first waits for 'drain'. */
+  private onReplayDrain: (() => void) | null = null;
+  /** Behind `compression`, data sits in zlib until flushed; decided once, not per write. */
+  private readonly flushesResponse: boolean;
+
+  /** Subscribes at once; with `resume`, replays what the client missed before going live. */
+  constructor(res: EventSink, hubs: readonly ChannelHub[], host: ResponseStreamHost, resume: StreamPosition | null) {
+    this.res = res;
+    this.flushesResponse = typeof res.flush === 'function';
+    this.hubs = hubs;
+    this.channels = hubs.map((hub) => hub.channel);
+    this.positions = hubs.map((hub) => hub.position);
+    this.host = host;
+
+    // The Transform's function and 'data' listener are shared by every response (they find this one through
+    // `owner`) rather than closures of each: an idle connection costs what it holds, and there may be many.
+    const owned = transform(
+      {
+        writableObjectMode: true,
+        writableHighWaterMark: 1024,
+        // Never let the Transform hold back the hub: the byte bound drops the client first.
+        readableHighWaterMark: host.maxBufferBytes * 2 + KEEP_ALIVE.length,
+      },
+      transformFrame,
+    ) as OwnedTransform;
+    owned.owner = this;
+    this.transform = owned;
+    this.onResClose = () => this.close();
+    this.transform.on('error', this.onResClose);
+    // Flowing mode: each pushed chunk reaches the sink's write() synchronously.
+    this.transform.on('data', writeTransformed);
+    res.on('close', this.onResClose);
+
+    this.onFrame = (frame) => {
+      if (this.held === null) this.transform.write(frame);
+      else this.hold(frame);
+    };
+    if (resume === null) {
+      this.transform.push(Buffer.from(streamOpenText(formatEventId(this.channels, this.positions), host.clientRetry)));
+    } else {
+      // The client keeps the id it sent until the replay moves it on.
+      this.transform.push(Buffer.from(streamOpenText(null, host.clientRetry)));
+      this.held = [];
+    }
+    for (const hub of hubs) hub.subscribe(this.onFrame);
+    this.activityTick = host.keepAliveClock?.tick ?? 0;
+    if (resume !== null) void this.replay(resume);
+  }
+
+  /** Ends the response cleanly (graceful shutdown). */
+  end(): void {
+    if (this.closed) return;
+    this.flushPending();
+    this.close();
+    this.res.end();
+  }
+
+  sendKeepAlive(): void {
+    if (!this.closed) this.transform.push(KEEP_ALIVE);
+  }
+
+  /** @internal The Transform's work: a frame becomes this client's bytes (a Buffer passes as it is). */
+  take(chunk: HubFrame | Buffer): void {
+    const bytes = chunk instanceof HubFrame ? this.encode(chunk) : chunk;
+    if (bytes !== null) this.accept(bytes);
+  }
+
+  /** The bytes this client gets for a frame: only events past its position, with this stream's ids. */
+  private encode(frame: HubFrame): Buffer | null {
+    const index = this.channels.length === 1 ? 0 : this.channels.indexOf(frame.channel);
+    const position = this.positions[index]!;
+    const { events } = frame;
+    if (frame.lastSeq <= position) return null;
+    let skip = 0;
+    while (events[skip]!.seq <= position) skip++;
+    // Events between the position and this frame were lost on the way (a shared store that could not refill): say so.
+    const reset =
+      events[skip]!.seq > position + 1 && this.held === null ? this.resetText([frame.channel], index, events[skip]!.seq - 1) : '';
+    if (this.channels.length === 1) {
+      this.positions[0] = frame.lastSeq;
+      if (skip === 0 && reset === '') return frame.wire;
+      return Buffer.from(reset + singleChannelText(frame.channel, events, skip));
+    }
+    let text = reset;
+    for (let i = skip; i < events.length; i++) {
+      const event = events[i]!;
+      this.positions[index] = event.seq;
+      text += `${event.body}id: ${formatEventId(this.channels, this.positions)}\n\n`;
+    }
+    return Buffer.from(text);
+  }
+
+  private resetText(channels: readonly string[], index: number, position: number): string {
+    this.positions[index] = position;
+    return streamResetText(channels, formatEventId(this.channels, this.positions));
+  }
+
+  /**
+   * Sends what a resuming client missed, then releases the live frames held
+   * meanwhile. Every channel's starting point is settled before anything is
+   * written, and resets go first, so each id the client sees on the way names
+   * where it really stands in all of its channels.
+   */
+  private async replay(resume: StreamPosition): Promise<void> {
+    const { store } = this.host;
+    const replays: Array<{ index: number; page: HistoryPage }> = [];
+    try {
+      const reset: string[] = [];
+      for (let index = 0; index < this.channels.length; index++) {
+        const channel = this.channels[index]!;
+        const after = resume.get(channel);
+        const page = after === undefined ? null : await store.readSince(channel, after, REPLAY_PAGE_EVENTS);
+        // No position for this channel, a position from the future, or one older than the history kept:
+        // it continues from where its hub stood when this client joined.
+        if (after === undefined || page === null || page.gap || after > page.head) {
+          reset.push(channel);
+        } else {
+          this.positions[index] = after;
+          replays.push({ index, page });
+        }
+      }
+      if (this.closed) return;
+      if (reset.length > 0) {
+        this.transform.write(Buffer.from(streamResetText(reset, formatEventId(this.channels, this.positions))));
+      }
+      for (const { index, page } of replays) await this.replayChannel(index, page);
+    } catch {
+      // The store went away mid-replay: the client reconnects and resumes from what it got.
+      this.destroy();
+      return;
+    }
+    if (this.closed) return;
+    const held = this.held!;
+    this.held = null;
+    this.heldBytes = 0;
+    for (const frame of held) this.transform.write(frame);
+  }
+
+  /** Writes one channel's missed events in slices the socket can take, reading the store page by page. */
+  private async replayChannel(index: number, firstPage: HistoryPage): Promise<void> {
+    const channel = this.channels[index]!;
+    const sliceBytes = Math.max(4096, this.host.maxBufferBytes >> 2);
+    let page = firstPage;
+    while (page.events.length > 0 && !this.closed) {
+      const { events } = page;
+      let start = 0;
+      let bytes = 0;
+      for (let i = 0; i < events.length && !this.closed; i++) {
+        bytes += events[i]!.body.length + channel.length + 24;
+        if (bytes >= sliceBytes || i === events.length - 1) {
+          this.transform.write(replayFrame(channel, events.slice(start, i + 1), this.channels.length === 1));
+          start = i + 1;
+          bytes = 0;
+          await this.drained();
+        }
+      }
+      if (events.length < REPLAY_PAGE_EVENTS || this.closed) return;
+      page = await this.host.store.readSince(channel, this.positions[index]!, REPLAY_PAGE_EVENTS);
+      if (page.gap) {
+        // Trimmed while this client was being replayed: it cannot catch up without a gap, so it starts over here.
+        this.positions[index] = this.hubs[index]!.position;
+        this.transform.write(Buffer.from(streamResetText([channel], formatEventId(this.channels, this.positions))));
+        return;
+      }
+    }
+  }
+
+  private hold(frame: HubFrame): void {
+    // As in accept(): the first frame held is kept whatever its size.
+    if (this.heldBytes > 0 && this.heldBytes + frame.wire.length > this.host.maxBufferBytes) {
+      this.dropAsSlow();
+      return;
+    }
+    this.held!.push(frame);
+    this.heldBytes += frame.wire.length;
+  }
+
+  /**
+   * Resolves once `res` has room again (or the stream closed). Bytes still in
+   * the Transform flow to `res` on their own; only a full `res` is waited for.
+   */
+  private drained(): Promise<void> {
+    // `congested` also covers HTTP/2 compatibility responses, which have no writableNeedDrain.
+    if (!this.congested && !this.res.writableNeedDrain) return new Promise((resolve) => setImmediate(resolve));
+    return new Promise((resolve) => {
+      this.drainWaiter = resolve;
+      this.onReplayDrain ??= () => this.wakeDrainWaiter();
+      this.res.once('drain', this.onReplayDrain);
+    });
+  }
+
+  private wakeDrainWaiter(): void {
+    const waiter = this.drainWaiter;
+    if (waiter === null) return;
+    this.drainWaiter = null;
+    this.res.removeListener('drain', this.onReplayDrain!);
+    waiter();
+  }
+
+  private accept(frame: Buffer): void {
+    if (this.closed) return;
+    const behind = this.transform.readableLength + this.res.writableLength + this.pendingBytes;
+    // A client that has taken everything is not slow, whatever the size of the frame: one frame (a batch, or
+    // an event with a long multi-channel id) may exceed a small bound on its own and must still get through.
+    if (behind > 0 && behind + frame.length > this.host.maxBufferBytes) {
+      this.dropAsSlow();
+      return;
+    }
+    if (this.hubs.length === 1) {
+      this.transform.push(frame);
+      return;
+    }
+    (this.pending ??= []).push(frame);
+    this.pendingBytes += frame.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(flushResponsePending, this);
+    }
+  }
+
+  /** @internal */
+  flushPending(): void {
+    this.flushScheduled = false;
+    const { pending } = this;
+    if (pending === null || this.closed) return;
+    const chunk = pending.length === 1 ? pending[0]! : Buffer.concat(pending, this.pendingBytes);
+    this.pending = null;
+    this.pendingBytes = 0;
+    this.transform.push(chunk);
+  }
+
+  /** @internal The Transform's output, to the sink. */
+  write(chunk: Buffer): void {
+    const { res } = this;
+    const accepted = res.write(chunk);
+    if (this.flushesResponse) res.flush!();
+    const clock = this.host.keepAliveClock;
+    if (clock !== null) this.activityTick = clock.tick;
+    // HTTP/2 compatibility responses have no writableNeedDrain; write() returning false says the same.
+    if (!this.congested && (accepted === false || res.writableNeedDrain)) this.markCongested();
+  }
+
+  /** The hub paces its writers while any subscriber's socket is backed up. */
+  private markCongested(): void {
+    this.congested = true;
+    for (const hub of this.hubs) hub.congestedSubscribers++;
+    this.onResDrain ??= () => this.clearCongestion();
+    this.res.once('drain', this.onResDrain);
+  }
+
+  private clearCongestion(): void {
+    if (!this.congested) return;
+    this.congested = false;
+    for (const hub of this.hubs) hub.congestedSubscribers--;
+  }
+
+  private dropAsSlow(): void {
+    this.host.slowClientDropped(this);
+    this.destroy();
+  }
+
+  /** The client is not reading, or cannot be served: end() would wait forever for the buffer to drain. */
+  private destroy(): void {
+    this.close();
+    this.res.destroy();
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.clearCongestion();
+    this.res.removeListener('close', this.onResClose);
+    if (this.onResDrain !== null) this.res.removeListener('drain', this.onResDrain);
+    this.wakeDrainWaiter();
+    for (const hub of this.hubs) hub.unsubscribe(this.onFrame);
+    this.transform.destroy();
+    this.pending = null;
+    this.held = null;
+    this.host.streamClosed(this);
+  }
+}
+
+function flushResponsePending(stream: ResponseStream): void {
+  stream.flushPending();
+}
+
+type OwnedTransform = Transform & { owner: ResponseStream };
+
+function transformFrame(
+  this: OwnedTransform,
+  chunk: HubFrame | Buffer,
+  _encoding: BufferEncoding,
+  callback: (error?: Error | null) => void,
+): void {
+  this.owner.take(chunk);
+  callback();
+}
+
+function writeTransformed(this: OwnedTransform, chunk: Buffer): void {
+  this.owner.write(chunk);
+}
+
+/** Stored events as a hub would have sent them; only single-channel streams send a frame's shared bytes. */
+function replayFrame(channel: string, events: readonly StoredEvent[], singleChannel: boolean): HubFrame {
+  const wire = singleChannel ? Buffer.from(singleChannelText(channel, events)) : EMPTY;
+  return new HubFrame(channel, events, wire);
+}
+
+const EMPTY = Buffer.alloc(0);
