@@ -1,6 +1,7 @@
 /**
  * Every error the library raises carries a stable `code`, so callers can
- * branch on it without parsing messages.
+ * branch on it without parsing messages; docs/errors.md lists each code.
+ * `error instanceof EventStreamError` is true for all of them.
  */
 
 export type EventStreamErrorCode =
@@ -16,6 +17,37 @@ export type EventStreamErrorCode =
   | 'ERR_EVENTSTREAM_GRIP_CONFIG'
   | 'ERR_EVENTSTREAM_GRIP_PUBLISH'
   | 'ERR_EVENTSTREAM_STORE';
+
+/** Marks our errors, whichever built-in they extend (argument errors are TypeErrors, as Node's are). */
+const EVENTSTREAM_ERROR: unique symbol = Symbol.for('@fanoutio/eventstream.error');
+
+/**
+ * The base of every error this library throws. Errors about a bad argument
+ * extend TypeError instead (as Node's own ERR_INVALID_ARG_TYPE does), so
+ * they cannot also extend this class; they carry its mark, and
+ * `instanceof EventStreamError` recognises every one of them.
+ */
+export class EventStreamError extends Error {
+  readonly code: EventStreamErrorCode;
+  declare readonly [EVENTSTREAM_ERROR]: true;
+
+  constructor(code: EventStreamErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'EventStreamError';
+    this.code = code;
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // Subclasses test their own prototype chain as usual; only the base also accepts the marked TypeErrors.
+    if (this !== EventStreamError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && (value as { [EVENTSTREAM_ERROR]?: true })[EVENTSTREAM_ERROR] === true;
+  }
+}
+
+/** The mark every error class of ours carries on its prototype (see EventStreamError). */
+function mark(errorClass: { prototype: object }): void {
+  Object.defineProperty(errorClass.prototype, EVENTSTREAM_ERROR, { value: true });
+}
 
 /** A published event or its fields are not valid SSE. Thrown synchronously or as a rejection; nothing is sent. */
 export class InvalidEventError extends TypeError {
@@ -65,8 +97,8 @@ export type HttpRequestErrorCode = 'ERR_EVENTSTREAM_BAD_REQUEST' | 'ERR_EVENTSTR
  * first')`), and the client gets exactly that status and message. The
  * message is meant for the client, so it must not carry server internals.
  */
-export class HttpRequestError extends Error {
-  readonly code: HttpRequestErrorCode;
+export class HttpRequestError extends EventStreamError {
+  declare readonly code: HttpRequestErrorCode;
   readonly status: number;
   /** Express's default error handler reads `expose` to decide whether the message may reach the client. */
   readonly expose = true;
@@ -76,21 +108,24 @@ export class HttpRequestError extends Error {
       throw new InvalidArgumentError(`HttpRequestError status must be 400-499 or 503, got ${String(status)}`);
     }
     if (typeof message !== 'string') throw new InvalidArgumentError('HttpRequestError message must be a string');
-    super(message, options);
+    super(refusalCode(status), message, options);
     this.name = 'HttpRequestError';
     this.status = status;
-    this.code = status === 400 ? 'ERR_EVENTSTREAM_BAD_REQUEST' : status === 406 ? 'ERR_EVENTSTREAM_NOT_ACCEPTABLE' : 'ERR_EVENTSTREAM_REQUEST_REFUSED';
   }
   get statusCode(): number {
     return this.status;
   }
 }
 
+function refusalCode(status: number): HttpRequestErrorCode {
+  return status === 400 ? 'ERR_EVENTSTREAM_BAD_REQUEST' : status === 406 ? 'ERR_EVENTSTREAM_NOT_ACCEPTABLE' : 'ERR_EVENTSTREAM_REQUEST_REFUSED';
+}
+
 /** The EventStream was closed; it accepts no new streams or publishes. */
-export class EventStreamClosedError extends Error {
-  readonly code = 'ERR_EVENTSTREAM_CLOSED' as const;
+export class EventStreamClosedError extends EventStreamError {
+  declare readonly code: 'ERR_EVENTSTREAM_CLOSED';
   constructor() {
-    super('EventStream is closed');
+    super('ERR_EVENTSTREAM_CLOSED', 'EventStream is closed');
     this.name = 'EventStreamClosedError';
   }
 }
@@ -100,19 +135,19 @@ export class EventStreamClosedError extends Error {
  * `maxBufferBytes` behind, or it could not be served. A web Response body
  * errors with it, so the server aborts the response rather than ending it cleanly.
  */
-export class EventStreamAbortedError extends Error {
-  readonly code = 'ERR_EVENTSTREAM_ABORTED' as const;
+export class EventStreamAbortedError extends EventStreamError {
+  declare readonly code: 'ERR_EVENTSTREAM_ABORTED';
   constructor() {
-    super('event stream aborted');
+    super('ERR_EVENTSTREAM_ABORTED', 'event stream aborted');
     this.name = 'EventStreamAbortedError';
   }
 }
 
 /** A GRIP option that cannot work: a bad GRIP_URL, control URI or key. Raised by the constructor. */
-export class GripConfigError extends Error {
-  readonly code = 'ERR_EVENTSTREAM_GRIP_CONFIG' as const;
+export class GripConfigError extends EventStreamError {
+  declare readonly code: 'ERR_EVENTSTREAM_GRIP_CONFIG';
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('ERR_EVENTSTREAM_GRIP_CONFIG', message, options);
     this.name = 'GripConfigError';
   }
 }
@@ -125,14 +160,14 @@ export class GripConfigError extends Error {
  * or the TimeoutError), and the message names it too. Local subscribers
  * and the store had the event regardless.
  */
-export class GripPublishError extends Error {
-  readonly code = 'ERR_EVENTSTREAM_GRIP_PUBLISH' as const;
+export class GripPublishError extends EventStreamError {
+  declare readonly code: 'ERR_EVENTSTREAM_GRIP_PUBLISH';
   readonly proxy: string;
   readonly status: number;
   readonly body: string;
   constructor(proxy: string, status: number, body: string, options?: { cause?: unknown }) {
     const detail = status === -1 ? body : `HTTP ${status}: ${body.trim().slice(0, 500)}`;
-    super(`GRIP publish to ${proxy} failed: ${detail}`, options);
+    super('ERR_EVENTSTREAM_GRIP_PUBLISH', `GRIP publish to ${proxy} failed: ${detail}`, options);
     this.name = 'GripPublishError';
     this.proxy = proxy;
     this.status = status;
@@ -145,10 +180,12 @@ export class GripPublishError extends Error {
  * or answered with an error. A publish that fails this way was not stored
  * and reached no subscriber.
  */
-export class EventStoreError extends Error {
-  readonly code = 'ERR_EVENTSTREAM_STORE' as const;
+export class EventStoreError extends EventStreamError {
+  declare readonly code: 'ERR_EVENTSTREAM_STORE';
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('ERR_EVENTSTREAM_STORE', message, options);
     this.name = 'EventStoreError';
   }
 }
+
+for (const errorClass of [EventStreamError, InvalidEventError, InvalidChannelError, InvalidOptionError, InvalidArgumentError]) mark(errorClass);

@@ -12,6 +12,7 @@ export type { EventStreamHandler, NextFunction, SseRequest, SseResponse } from '
 export type { GripOption, GripProxyConfig, GripPublisherClientLike, GripPublisherLike } from './grip-types.js';
 export {
   EventStoreError,
+  EventStreamError,
   EventStreamAbortedError,
   EventStreamClosedError,
   GripConfigError,

@@ -8,6 +8,19 @@ import { InvalidOptionError } from '../errors.js';
 export type OptionKeys<T> = Record<keyof T & string, true>;
 
 /**
+ * An integer option: `fallback` when absent, else a safe integer of at
+ * least `min`. `label` names it as the user wrote it (`options.maxBufferBytes`,
+ * `MemoryEventStore: maxEvents`).
+ */
+export function integerOption(value: unknown, label: string, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new InvalidOptionError(`${label} must be an integer >= ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/**
  * Refuses an option name nobody reads. A misspelt option (`keepalive` for
  * `keepAliveInterval`) is otherwise silently ignored, and the default it was
  * meant to change stays in force unnoticed.

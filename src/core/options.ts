@@ -4,7 +4,7 @@ import { jsonSerializer } from '../sse/encoder.js';
 import type { GripOption } from '../grip-types.js';
 import { channelNameProblem } from '../admission/channel-names.js';
 import type { EventStore } from '../stores/event-store.js';
-import { checkOptionKeys, type OptionKeys } from '../common/option-checks.js';
+import { checkOptionKeys, integerOption, type OptionKeys } from '../common/option-checks.js';
 
 export interface EventStreamOptions {
   /** GRIP proxy configuration; absent or null serves every stream directly. */
@@ -92,15 +92,6 @@ const OPTION_KEYS = {
   store: true,
 } as const satisfies OptionKeys<EventStreamOptions>;
 
-function integerOption(options: EventStreamOptions, key: keyof EventStreamOptions, fallback: number, min: number): number {
-  const value = options[key];
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new InvalidOptionError(`options.${key} must be an integer >= ${min}, got ${String(value)}`);
-  }
-  return value;
-}
-
 export function resolveOptions(options: EventStreamOptions | null | undefined): ResolvedOptions {
   const given = options ?? {};
   if (typeof given !== 'object') throw new InvalidOptionError('EventStream options must be an object');
@@ -115,12 +106,12 @@ export function resolveOptions(options: EventStreamOptions | null | undefined): 
   const gripReliable = given.gripReliable ?? store?.shared === true;
   if (typeof gripReliable !== 'boolean') throw new InvalidOptionError('options.gripReliable must be a boolean');
   if (typeof serializeData !== 'function') throw new InvalidOptionError('options.serializeData must be a function');
-  const maxBufferBytes = integerOption(given, 'maxBufferBytes', 1024 * 1024, 1024);
+  const maxBufferBytes = integerOption(given.maxBufferBytes, 'options.maxBufferBytes', 1024 * 1024, 1024);
   // Half the buffer: a client less than half a buffer behind always has room for the largest event.
   // Through a GRIP proxy the event must also fit its publish request (see GRIP_MAX_EVENT_BYTES).
   const grip = given.grip ?? null;
   const eventBound = Math.min(Math.floor(maxBufferBytes / 2), grip === null ? Number.POSITIVE_INFINITY : GRIP_MAX_EVENT_BYTES);
-  const maxEventBytes = integerOption(given, 'maxEventBytes', eventBound, 1);
+  const maxEventBytes = integerOption(given.maxEventBytes, 'options.maxEventBytes', eventBound, 1);
   if (maxEventBytes > eventBound) {
     throw new InvalidOptionError(
       eventBound === GRIP_MAX_EVENT_BYTES
@@ -132,13 +123,13 @@ export function resolveOptions(options: EventStreamOptions | null | undefined): 
     grip,
     gripPrefix,
     gripReliable,
-    gripPublishTimeout: integerOption(given, 'gripPublishTimeout', 10_000, 1),
-    keepAliveInterval: integerOption(given, 'keepAliveInterval', 15_000, 0),
-    clientRetry: given.clientRetry === undefined ? null : integerOption(given, 'clientRetry', 0, 0),
+    gripPublishTimeout: integerOption(given.gripPublishTimeout, 'options.gripPublishTimeout', 10_000, 1),
+    keepAliveInterval: integerOption(given.keepAliveInterval, 'options.keepAliveInterval', 15_000, 0),
+    clientRetry: given.clientRetry === undefined ? null : integerOption(given.clientRetry, 'options.clientRetry', 0, 0),
     maxBufferBytes,
     maxEventBytes,
-    maxChannelNameLength: integerOption(given, 'maxChannelNameLength', 128, 1),
-    maxChannelsPerRequest: integerOption(given, 'maxChannelsPerRequest', 16, 1),
+    maxChannelNameLength: integerOption(given.maxChannelNameLength, 'options.maxChannelNameLength', 128, 1),
+    maxChannelsPerRequest: integerOption(given.maxChannelsPerRequest, 'options.maxChannelsPerRequest', 16, 1),
     serializeData,
     store,
   };

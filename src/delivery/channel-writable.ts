@@ -1,5 +1,6 @@
 import { Writable } from 'readable-stream';
-import { EventStoreError, EventStreamClosedError } from '../errors.js';
+import { EventStreamClosedError } from '../errors.js';
+import { asStoreError } from '../stores/store-error.js';
 import type { EventStore, StoredEvent } from '../stores/event-store.js';
 import { EncodedEvent, encodeEvent } from '../sse/encoder.js';
 import type { DataSerializer } from '../event-types.js';
@@ -216,12 +217,12 @@ export class ChannelWritable extends Writable {
     try {
       first = this.options.store.append(this.channel, bodies);
     } catch (error) {
-      fail(storeFailure(error));
+      fail(asStoreError(error, 'appending to the event store'));
       return;
     }
     // The memory store answers at once: its hub then gets events in the order they were numbered.
     if (typeof first === 'number') this.sequenced(first, bodies, requests, callback);
-    else first.then((seq) => this.sequenced(seq, bodies, requests, callback), (error: unknown) => fail(storeFailure(error)));
+    else first.then((seq) => this.sequenced(seq, bodies, requests, callback), (error: unknown) => fail(asStoreError(error, 'appending to the event store')));
   }
 
   private sequenced(first: number, bodies: readonly string[], requests: PublishRequest[] | null, callback: Callback): void {
@@ -316,8 +317,3 @@ function uncork(writable: Writable): void {
   writable.uncork();
 }
 
-function storeFailure(error: unknown): Error {
-  if (error instanceof EventStoreError) return error;
-  const reason = error instanceof Error ? error.message : String(error);
-  return new EventStoreError(`the event store did not take the events: ${reason}`, { cause: error });
-}

@@ -1,5 +1,4 @@
-import { InvalidOptionError } from '../errors.js';
-import { checkOptionKeys, type OptionKeys } from '../common/option-checks.js';
+import { checkOptionKeys, integerOption, type OptionKeys } from '../common/option-checks.js';
 import type { EventStore, HistoryPage } from './event-store.js';
 
 export interface MemoryEventStoreOptions {
@@ -130,10 +129,10 @@ export class MemoryEventStore implements EventStore {
   constructor(given: MemoryEventStoreOptions | null = {}) {
     const options = given ?? {};
     checkOptionKeys(options, OPTION_KEYS, 'MemoryEventStore');
-    this.maxEvents = positiveInteger(options.maxEvents, 1000, 'maxEvents', 0);
-    this.maxAge = positiveInteger(options.maxAge, 300_000, 'maxAge', 1);
-    this.maxBytes = positiveInteger(options.maxBytes, 64 * 1024 * 1024, 'maxBytes', 1);
-    this.maxChannels = positiveInteger(options.maxChannels, 100_000, 'maxChannels', 1);
+    this.maxEvents = integerOption(options.maxEvents, 'MemoryEventStore: maxEvents', 1000, 0);
+    this.maxAge = integerOption(options.maxAge, 'MemoryEventStore: maxAge', 300_000, 1);
+    this.maxBytes = integerOption(options.maxBytes, 'MemoryEventStore: maxBytes', 64 * 1024 * 1024, 1);
+    this.maxChannels = integerOption(options.maxChannels, 'MemoryEventStore: maxChannels', 100_000, 1);
     this.origin = Math.max(Date.now() * 1000, processHighest);
   }
 
@@ -292,10 +291,3 @@ function slotOf(channel: string): number {
   return (hash >>> 0) % FORGOTTEN_SLOTS;
 }
 
-function positiveInteger(value: unknown, fallback: number, name: string, min: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new InvalidOptionError(`MemoryEventStore: ${name} must be an integer >= ${min}, got ${String(value)}`);
-  }
-  return value;
-}

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Redis, RedisOptions } from 'ioredis';
 import { EventStoreError, InvalidOptionError } from '../../errors.js';
-import { checkOptionKeys, type OptionKeys } from '../../common/option-checks.js';
+import { checkOptionKeys, integerOption, type OptionKeys } from '../../common/option-checks.js';
+import { asStoreError } from '../store-error.js';
 import type { EventStore, HistoryPage, StoredEvent, StoreListener, StoreLossListener, StoreWatch } from '../event-store.js';
 
 export interface RedisEventStoreOptions {
@@ -169,10 +170,6 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function storeError(what: string, cause: unknown): EventStoreError {
-  if (cause instanceof EventStoreError) return cause;
-  return new EventStoreError(`RedisEventStore: ${what} failed: ${describe(cause)}`, { cause });
-}
 
 /** One pub/sub channel of this store and the watches fed from it. */
 interface Feed {
@@ -221,7 +218,7 @@ class Watcher implements StoreWatch {
     this.ready.catch(() => {});
     this.chain = this.start().then(resolve, (error: unknown) => {
       this.close();
-      reject(storeError('watch', error));
+      reject(asStoreError(error, 'RedisEventStore: watch'));
     });
   }
 
@@ -389,8 +386,8 @@ export class RedisEventStore implements EventStore {
       // Braces in the prefix would change which part of the key Redis Cluster hashes.
       throw new InvalidOptionError(`RedisEventStore: keyPrefix must be a string without { or }, got ${String(options.keyPrefix)}`);
     }
-    this.maxEvents = integerOption(options.maxEvents, 1000, 'maxEvents', 0);
-    this.maxAge = integerOption(options.maxAge, 300_000, 'maxAge', 1);
+    this.maxEvents = integerOption(options.maxEvents, 'RedisEventStore: maxEvents', 1000, 0);
+    this.maxAge = integerOption(options.maxAge, 'RedisEventStore: maxAge', 300_000, 1);
   }
 
   async append(channel: string, bodies: readonly string[]): Promise<number> {
@@ -474,7 +471,7 @@ export class RedisEventStore implements EventStore {
     try {
       return await command(usable(await this.commandConnection()));
     } catch (error) {
-      throw storeError(what, error);
+      throw asStoreError(error, `RedisEventStore: ${what}`);
     }
   }
 
@@ -544,7 +541,7 @@ export class RedisEventStore implements EventStore {
       await usable(await this.subscriber).subscribe(name);
     })().catch((error: unknown) => {
       feed.subscribed = undefined;
-      throw storeError('subscribe', error);
+      throw asStoreError(error, 'RedisEventStore: subscribe');
     });
     return feed.subscribed;
   }
@@ -620,10 +617,3 @@ function redisUrl(value: unknown): string {
   return value as string;
 }
 
-function integerOption(value: unknown, fallback: number, name: string, min: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new InvalidOptionError(`RedisEventStore: ${name} must be an integer >= ${min}, got ${String(value)}`);
-  }
-  return value;
-}
