@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { HttpRequestError } from '../src/index.js';
-import { formatEventId, parseEventId, parseGripLast } from '../src/admission/resume-position.js';
+import { parseEventId } from '../src/admission/resume-position.js';
+import { formatEventId } from '../src/sse/event-id.js';
+import { parseGripLast } from '../src/adapters/grip/grip-last.js';
 
 const limits = { maxChannelNameLength: 128 };
 const channelName = fc.stringMatching(/^[A-Za-z0-9\-_.:@/~+=!]{1,40}$/);

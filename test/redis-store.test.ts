@@ -5,7 +5,7 @@ import { test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { EventStoreError } from '../src/errors.js';
 import { RedisEventStore, type RedisEventStoreOptions } from '../src/redis.js';
-import type { StoredEvent, StoreWatch } from '../src/stores/event-store.js';
+import type { StoredEvent, StoreWatch } from '../src/types.js';
 import { redisForFile, requireRedis, startRedis, uniqueKeyPrefix } from './helpers/redis.js';
 
 /**

@@ -5,7 +5,7 @@ import { after, describe, test, type TestContext } from 'node:test';
 import { EventStoreError, InvalidOptionError } from '../src/errors.js';
 import { MemoryEventStore } from '../src/stores/memory-store.js';
 import { RedisEventStore } from '../src/redis.js';
-import type { EventStore, HistoryPage } from '../src/stores/event-store.js';
+import type { EventStore, HistoryPage } from '../src/types.js';
 import { requireRedis, startRedis, type RunningRedis } from './helpers/redis.js';
 
 /**

@@ -1,21 +1,9 @@
 import { CHANNEL_NAME_CHARACTERS, channelNameProblem, usesChannelNameCharacters } from './channel-names.js';
 import { HttpRequestError, InvalidChannelError } from '../errors.js';
 import type { RequestChannelLimits } from './request-channels.js';
-import type { SseRequest } from '../types.js';
 
 type Awaitable<T> = T | Promise<T>;
 
-/**
- * Which channels a request listens to: a name, a list of names, templates
- * with `{param}` tokens filled from the route (`req.params`, Express; the
- * route context's `params`, Next.js App Router) or the query (`req.query`,
- * Next.js pages router; the URL's search params for web requests), or a
- * function of the request.
- */
-export type ChannelSpec<TRequest = SseRequest, TContext = never> =
-  | string
-  | readonly string[]
-  | ((req: TRequest, context: TContext) => Awaitable<string | readonly string[]>);
 
 /** Where `{param}` tokens are looked up: `params` first, then `query`. */
 export interface RouteValues {

@@ -1,26 +1,25 @@
-import type { Writable } from 'node:stream';
-import type { ServerSentEvent } from '../event-types.js';
+import type { ChannelEventWritable, ServerSentEvent } from '../types.js';
 
-interface PublishTarget {
-  publishEvent(channel: string, event: ServerSentEvent): Promise<void>;
-  createChannelWritable(channel: string): Writable;
+interface PublishTarget<TEvent> {
+  publishEvent(channel: string, event: TEvent): Promise<void>;
+  createChannelWritable(channel: string): ChannelEventWritable<TEvent>;
 }
 
 /** Publishing bound to one channel; holds nothing but the name, so keeping many costs nothing. */
-export class ChannelPublisher {
+export class ChannelPublisher<TEvent = ServerSentEvent> {
   readonly channel: string;
-  private readonly target: PublishTarget;
+  private readonly target: PublishTarget<TEvent>;
 
-  constructor(target: PublishTarget, channel: string) {
+  constructor(target: PublishTarget<TEvent>, channel: string) {
     this.target = target;
     this.channel = channel;
   }
 
-  publishEvent(event: ServerSentEvent): Promise<void> {
+  publishEvent(event: TEvent): Promise<void> {
     return this.target.publishEvent(this.channel, event);
   }
 
-  createWritable(): Writable {
+  createWritable(): ChannelEventWritable<TEvent> {
     return this.target.createChannelWritable(this.channel);
   }
 }

@@ -1,28 +1,32 @@
-import type { Writable } from 'node:stream';
-import { assertChannelName } from '../admission/channel-names.js';
-import { ChannelPublisher } from './channel-publisher.js';
-import { EventStreamCore } from '../core/event-stream-core.js';
-import { HttpRequestError, InvalidArgumentError } from '../errors.js';
-import type { EventStreamStats } from '../stats-types.js';
-import { compileChannelSpec, type ChannelSpec, type RouteValues } from '../admission/channel-spec.js';
+import { GripBridge } from '../adapters/grip/grip-bridge.js';
 import { serveNodeRequest } from '../adapters/node/node-handler.js';
 import { respondPlainText } from '../adapters/node/plain-text.js';
-import type { EventStreamHandler, NextFunction, SseRequest, SseResponse } from '../types.js';
-import type { EventStreamOptions } from '../core/options.js';
-import type { ServerSentEvent } from '../event-types.js';
 import { serveWebRequest } from '../adapters/web/web-handler.js';
+import { assertChannelName } from '../admission/channel-names.js';
+import { compileChannelSpec, type RouteValues } from '../admission/channel-spec.js';
+import { EventStreamCore, type ProxyGatewayFactory } from '../core/event-stream-core.js';
+import { resolveOptions, type ResolvedOptions } from '../core/options.js';
+import { HttpRequestError, InvalidArgumentError } from '../errors.js';
+import type {
+  ChannelEventWritable,
+  ChannelSpec,
+  EventMap,
+  EventOf,
+  EventStreamHandler,
+  EventStreamOptions,
+  EventStreamStats,
+  NextFunction,
+  NodeRequest,
+  SseRequest,
+  SseResponse,
+  WebEventStreamHandler,
+  WebRouteContext,
+} from '../types.js';
+import { ChannelPublisher } from './channel-publisher.js';
 
-/** The second argument web frameworks pass to route handlers (Next.js App Router: `{ params }`, possibly a promise). */
-export interface WebRouteContext {
-  params?: Record<string, string | string[] | undefined> | Promise<Record<string, string | string[] | undefined>>;
-}
+const cores = new WeakMap<object, EventStreamCore>();
 
-/** What `eventStream.fetchHandler(spec)` returns: a web-standard route handler (Next.js App Router `GET`, Hono, ...). */
-export type WebEventStreamHandler = (request: Request, context?: WebRouteContext) => Promise<Response>;
-
-const cores = new WeakMap<EventStream, EventStreamCore>();
-
-function coreOf(instance: EventStream): EventStreamCore {
+function coreOf(instance: object): EventStreamCore {
   const core = cores.get(instance);
   // A method taken off its instance (`const { publishEvent } = eventStream`) lands here with another `this`.
   if (core === undefined) {
@@ -31,28 +35,45 @@ function coreOf(instance: EventStream): EventStreamCore {
   return core;
 }
 
-const nodeRouteValues = (req: SseRequest): RouteValues => req;
+const nodeRouteValues = (req: NodeRequest): RouteValues => req as RouteValues;
 
 async function webRouteValues(request: Request, context: WebRouteContext | undefined): Promise<RouteValues> {
   return { params: await context?.params, query: new URL(request.url).searchParams };
 }
 
-export interface EventStream {
+/** The GRIP adapter behind the core's proxy gateway, when `options.grip` names proxies. */
+function gripGateway(options: ResolvedOptions): ProxyGatewayFactory | null {
+  const { grip } = options;
+  if (grip === null) return null;
+  return (store) => new GripBridge(grip, options, store);
+}
+
+/** A channel spec made of names only: it needs nothing from the request, so any Node request will do. */
+type ChannelNames = string | readonly string[];
+
+/** A channel spec that is a function of the request (see SseRequest for what an unannotated `req` is). */
+type ChannelFunction<TRequest> = Extract<ChannelSpec<TRequest>, (...args: never[]) => unknown>;
+
+export interface EventStream<TEvents extends EventMap = EventMap> {
   /** Builds middleware serving the channels `spec` names; same as `eventStream.route(spec)`. */
-  (spec: ChannelSpec): EventStreamHandler;
+  (spec: ChannelNames): EventStreamHandler;
+  (spec: ChannelFunction<SseRequest>): EventStreamHandler;
+  <TRequest extends NodeRequest>(spec: ChannelFunction<TRequest>): EventStreamHandler<TRequest>;
 }
 
 /**
  * Server-sent events over named channels. The instance is callable:
  * `eventStream('chan')` returns connect/Express/Next.js middleware.
+ * `TEvents` types the events it publishes (see EventMap); by default they are untyped.
  */
-export class EventStream {
+export class EventStream<TEvents extends EventMap = EventMap> {
   constructor(options?: EventStreamOptions | null) {
-    const core = new EventStreamCore(options);
+    const resolved = resolveOptions(options);
+    const core = new EventStreamCore(resolved, gripGateway(resolved));
     // The instance is a function so `eventStream('chan')` works; its prototype makes it an EventStream too.
-    const instance = function eventStream(spec: ChannelSpec): EventStreamHandler {
-      return instance.route(spec);
-    } as unknown as EventStream;
+    const instance = function eventStream(spec: ChannelSpec<NodeRequest>): EventStreamHandler<NodeRequest> {
+      return instance.route(spec as ChannelFunction<NodeRequest>);
+    } as unknown as EventStream<TEvents>;
     Object.setPrototypeOf(instance, new.target.prototype);
     cores.set(instance, core);
     return instance;
@@ -64,11 +85,17 @@ export class EventStream {
    * an HttpRequestError thrown by a channel function, such as a 401) are
    * answered here with their status and a plain-text message; other errors
    * go to `next`, or become a 500 when there is no `next`.
+   *
+   * A channel function's `req` is an SseRequest (`req.params.room` is a
+   * string) unless annotated with the framework's own request type.
    */
-  route(spec: ChannelSpec): EventStreamHandler {
+  route(spec: ChannelNames): EventStreamHandler;
+  route(spec: ChannelFunction<SseRequest>): EventStreamHandler;
+  route<TRequest extends NodeRequest>(spec: ChannelFunction<TRequest>): EventStreamHandler<TRequest>;
+  route<TRequest extends NodeRequest>(spec: ChannelSpec<TRequest>): EventStreamHandler<TRequest> {
     const core = coreOf(this);
-    const resolve = compileChannelSpec<SseRequest, never>(spec, nodeRouteValues, core.options);
-    return (req: SseRequest, res: SseResponse, next?: NextFunction): Promise<void> =>
+    const resolve = compileChannelSpec<TRequest, never>(spec, nodeRouteValues, core.options);
+    return (req: TRequest, res: SseResponse, next?: NextFunction): Promise<void> =>
       serveNodeRequest(core, req, res, () => resolve(req, undefined as never)).catch((error: unknown) => {
         // Admission answers refusals itself; one raised later is still the client's answer, never an error page.
         if (error instanceof HttpRequestError) respondPlainText(res, error.status, error.message);
@@ -83,7 +110,7 @@ export class EventStream {
    * was refused with a 4xx; the stream then lives until the client leaves or
    * `close()` is called. Rejects only on unexpected errors.
    */
-  run(req: SseRequest, res: SseResponse, channels: string | readonly string[]): Promise<void> {
+  run(req: NodeRequest, res: SseResponse, channels: ChannelNames): Promise<void> {
     return serveNodeRequest(coreOf(this), req, res, () => channels);
   }
 
@@ -100,29 +127,30 @@ export class EventStream {
   }
 
   /** Serves `channels` on a web-standard Request; the web counterpart of `run`. */
-  respond(request: Request, channels: string | readonly string[]): Promise<Response> {
+  respond(request: Request, channels: ChannelNames): Promise<Response> {
     return serveWebRequest(coreOf(this), request, () => channels);
   }
 
   /** Publishes one event; resolves when it has been handed to local subscribers and every GRIP proxy. */
-  async publishEvent(channel: string, event: ServerSentEvent): Promise<void> {
+  async publishEvent(channel: string, event: EventOf<TEvents>): Promise<void> {
     return coreOf(this).publish(channel, event);
   }
 
-  getChannelPublisher(channel: string): ChannelPublisher {
+  getChannelPublisher(channel: string): ChannelPublisher<EventOf<TEvents>> {
     assertChannelName(channel, coreOf(this).options);
     return new ChannelPublisher(this, channel);
   }
 
   /** An object-mode Writable of events for `channel`, with backpressure from delivery (and GRIP publishing). */
-  createChannelWritable(channel: string, options?: { highWaterMark?: number }): Writable {
+  createChannelWritable(channel: string, options?: { highWaterMark?: number }): ChannelEventWritable<EventOf<TEvents>> {
     const core = coreOf(this);
     const highWaterMark = options?.highWaterMark;
     // Checked here so a bad value is our coded error, not the stream library's.
     if (highWaterMark !== undefined && !(Number.isSafeInteger(highWaterMark) && highWaterMark >= 0)) {
       throw new InvalidArgumentError(`createChannelWritable: highWaterMark must be an integer >= 0, got ${String(highWaterMark)}`);
     }
-    return core.openWritable(channel, highWaterMark) as unknown as Writable;
+    // A readable-stream Writable, which Node's stream functions take as one of theirs.
+    return core.openWritable(channel, highWaterMark) as unknown as ChannelEventWritable<EventOf<TEvents>>;
   }
 
   stats(): EventStreamStats {

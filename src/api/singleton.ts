@@ -1,5 +1,5 @@
 import { EventStream } from './event-stream.js';
-import type { EventStreamOptions } from '../core/options.js';
+import type { EventStreamOptions } from '../types.js';
 
 const REGISTRY = Symbol.for('@fanoutio/eventstream/singletons');
 

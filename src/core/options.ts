@@ -1,58 +1,12 @@
 import { InvalidOptionError } from '../errors.js';
-import type { DataSerializer } from '../event-types.js';
+import type { DataSerializer } from '../types.js';
 import { jsonSerializer } from '../sse/encoder.js';
-import type { GripOption } from '../grip-types.js';
+import type { GripOption } from '../types.js';
 import { channelNameProblem } from '../admission/channel-names.js';
-import type { EventStore } from '../stores/event-store.js';
+import type { EventStore } from '../types.js';
 import { checkOptionKeys, integerOption, type OptionKeys } from '../common/option-checks.js';
+import type { EventStreamOptions } from '../types.js';
 
-export interface EventStreamOptions {
-  /** GRIP proxy configuration; absent or null serves every stream directly. */
-  grip?: GripOption | null;
-  /** Prefix of every GRIP channel name. Default `'events-'`. */
-  gripPrefix?: string;
-  /**
-   * GRIP reliable mode: published items carry `id`/`prev-id` and held streams
-   * a `Grip-Link`, so the proxy notices a lost publish and recovers it from
-   * the history. It needs ids every process agrees on: default `true` with a
-   * shared store (Redis), `false` otherwise, since separate memory stores in
-   * several processes number their events independently.
-   */
-  gripReliable?: boolean;
-  /** Milliseconds a GRIP control-API call may take before it fails. Default 10000. */
-  gripPublishTimeout?: number;
-  /** Milliseconds without traffic before a keep-alive comment is sent. Default 15000; 0 disables. */
-  keepAliveInterval?: number;
-  /**
-   * Milliseconds a client should wait before reconnecting, sent as `retry:`
-   * in the opening event. Default: not sent (browsers wait about 3 s).
-   */
-  clientRetry?: number;
-  /** Unsent bytes a client may fall behind by before it is disconnected. Default 1 MiB. */
-  maxBufferBytes?: number;
-  /**
-   * Largest event a publish accepts, in bytes of its encoded fields (the
-   * `event:`, `retry:` and `data:` lines as sent, UTF-8). A larger one is
-   * refused with an InvalidEventError and neither stored nor sent: it could
-   * never reach a client whose buffer it overflows. Default and maximum:
-   * half of `maxBufferBytes` (512 KiB), so a client less than half a buffer
-   * behind always has room for it; with `grip`, at most 480 KiB, the most a
-   * Pushpin publish request is sure to carry.
-   */
-  maxEventBytes?: number;
-  /** Longest channel name accepted. Default 128. */
-  maxChannelNameLength?: number;
-  /** Most channels one request may listen to. Default 16. */
-  maxChannelsPerRequest?: number;
-  /** Turns `event.data` into text. Default `JSON.stringify`. */
-  serializeData?: DataSerializer;
-  /**
-   * Where events get their ids and history is kept for resuming clients.
-   * Default: a `MemoryEventStore` (1000 events or 5 minutes per channel).
-   * A `RedisEventStore` (from `@fanoutio/eventstream/redis`) shares ids, history and delivery between processes.
-   */
-  store?: EventStore;
-}
 
 export interface ResolvedOptions {
   grip: GripOption | null;

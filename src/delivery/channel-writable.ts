@@ -1,9 +1,9 @@
 import { Writable } from 'readable-stream';
 import { EventStreamClosedError } from '../errors.js';
 import { asStoreError } from '../stores/store-error.js';
-import type { EventStore, StoredEvent } from '../stores/event-store.js';
+import type { EventStore, StoredEvent } from '../types.js';
 import { EncodedEvent, encodeEvent } from '../sse/encoder.js';
-import type { DataSerializer } from '../event-types.js';
+import type { DataSerializer } from '../types.js';
 import type { ChannelHub } from './hub.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { StoredEvent } from '../stores/event-store.js';
+import type { StoredEvent } from '../types.js';
 
 /**
  * Consecutive events of one channel on their way to subscribers, with the
@@ -23,16 +23,4 @@ export class HubFrame {
   get lastSeq(): number {
     return this.events[this.events.length - 1]!.seq;
   }
-}
-
-/** One event as a single-channel stream sends it: its fields, its `id: channel:seq` line, the blank line. */
-export function eventText(channel: string, event: StoredEvent): string {
-  return `${event.body}id: ${channel}:${event.seq}\n\n`;
-}
-
-/** The wire text of events on a single-channel stream. */
-export function singleChannelText(channel: string, events: readonly StoredEvent[], from = 0): string {
-  let text = '';
-  for (let i = from; i < events.length; i++) text += eventText(channel, events[i]!);
-  return text;
 }

@@ -1,4 +1,4 @@
-import type { EventStore } from '../stores/event-store.js';
+import type { EventStore } from '../types.js';
 import { ChannelHub } from './hub.js';
 
 /**
@@ -31,7 +31,7 @@ export class HubRegistry {
    * Makes a shared store feed the hub, for its subscribers. Local publishes
    * then reach them through the store too, so every process sends one order.
    */
-  feed(hub: ChannelHub): Promise<void> | null {
+  watchStore(hub: ChannelHub): Promise<void> | null {
     if (!this.store.shared || hub.unwatch !== null) return hub.ready;
     const watch = this.store.watch!(
       hub.channel,

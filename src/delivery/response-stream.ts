@@ -1,16 +1,16 @@
 import { transform } from 'through2';
 import type { Transform } from 'readable-stream';
-import { HubFrame, singleChannelText } from './hub-frame.js';
+import { eventTextLength, singleChannelText } from '../sse/event-text.js';
+import { HubFrame } from './hub-frame.js';
+import { isLastPage, planReplay, readPage } from './replay.js';
 import type { ChannelHub } from './hub.js';
-import { formatEventId, type StreamPosition } from '../admission/resume-position.js';
-import type { EventStore, HistoryPage, StoredEvent } from '../stores/event-store.js';
+import { formatEventId, type StreamPosition } from '../sse/event-id.js';
+import type { EventStore, HistoryPage, StoredEvent } from '../types.js';
 import { KEEP_ALIVE_TEXT, streamOpenText, streamResetText } from '../sse/encoder.js';
 import type { KeepAliveTarget } from './keep-alive.js';
-import type { EventSink } from '../types.js';
+import type { EventSink } from './event-sink.js';
 
 const KEEP_ALIVE = Buffer.from(KEEP_ALIVE_TEXT);
-/** Events read from the store per replay step; the step is written before the next is read. */
-const REPLAY_PAGE_EVENTS = 500;
 
 /** What every response stream of one EventStream shares, so a connection carries no per-stream callbacks. */
 export interface ResponseStreamHost {
@@ -59,9 +59,9 @@ export class ResponseStream implements KeepAliveTarget {
   private flushScheduled = false;
   private congested = false;
   private closed = false;
-  /** Live frames that arrive while a resuming client is replayed; null once live. */
-  private held: HubFrame[] | null = null;
-  private heldBytes = 0;
+  /** Live frames that arrive while a resuming client is replayed, sent after the replay; null once live. */
+  private deferred: HubFrame[] | null = null;
+  private deferredBytes = 0;
   /** Ends the stream: the response's close listener and the Transform's error listener. */
   private readonly onResClose: () => void;
   /** One listener for all of this response's hubs. */
@@ -102,15 +102,15 @@ export class ResponseStream implements KeepAliveTarget {
     res.on('close', this.onResClose);
 
     this.onFrame = (frame) => {
-      if (this.held === null) this.transform.write(frame);
-      else this.hold(frame);
+      if (this.deferred === null) this.transform.write(frame);
+      else this.defer(frame);
     };
     if (resume === null) {
       this.transform.push(Buffer.from(streamOpenText(formatEventId(this.channels, this.positions), host.clientRetry)));
     } else {
       // The client keeps the id it sent until the replay moves it on.
       this.transform.push(Buffer.from(streamOpenText(null, host.clientRetry)));
-      this.held = [];
+      this.deferred = [];
     }
     for (const hub of hubs) hub.subscribe(this.onFrame);
     this.activityTick = host.keepAliveClock?.tick ?? 0;
@@ -145,7 +145,7 @@ export class ResponseStream implements KeepAliveTarget {
     while (events[skip]!.seq <= position) skip++;
     // Events between the position and this frame were lost on the way (a shared store that could not refill): say so.
     const reset =
-      events[skip]!.seq > position + 1 && this.held === null ? this.resetText([frame.channel], index, events[skip]!.seq - 1) : '';
+      events[skip]!.seq > position + 1 && this.deferred === null ? this.resetText([frame.channel], index, events[skip]!.seq - 1) : '';
     if (this.channels.length === 1) {
       this.positions[0] = frame.lastSeq;
       if (skip === 0 && reset === '') return frame.wire;
@@ -166,29 +166,23 @@ export class ResponseStream implements KeepAliveTarget {
   }
 
   /**
-   * Sends what a resuming client missed, then releases the live frames held
-   * meanwhile. Every channel's starting point is settled before anything is
-   * written, and resets go first, so each id the client sees on the way names
-   * where it really stands in all of its channels.
+   * Sends what a resuming client missed, then releases the live frames
+   * deferred meanwhile. Resets go first (see planReplay).
    */
   private async replay(resume: StreamPosition): Promise<void> {
-    const { store } = this.host;
     const replays: Array<{ index: number; page: HistoryPage }> = [];
     try {
+      const starts = await planReplay(this.host.store, this.channels, resume);
       const reset: string[] = [];
-      for (let index = 0; index < this.channels.length; index++) {
-        const channel = this.channels[index]!;
-        const after = resume.get(channel);
-        const page = after === undefined ? null : await store.readSince(channel, after, REPLAY_PAGE_EVENTS);
-        // No position for this channel, a position from the future, or one older than the history kept:
-        // it continues from where its hub stood when this client joined.
-        if (after === undefined || page === null || page.gap || after > page.head) {
-          reset.push(channel);
+      starts.forEach((start, index) => {
+        // A reset channel continues from where its hub stood when this client joined.
+        if (start.kind === 'reset') {
+          reset.push(this.channels[index]!);
         } else {
-          this.positions[index] = after;
-          replays.push({ index, page });
+          this.positions[index] = start.after;
+          replays.push({ index, page: start.page });
         }
-      }
+      });
       if (this.closed) return;
       if (reset.length > 0) {
         this.transform.write(Buffer.from(streamResetText(reset, formatEventId(this.channels, this.positions))));
@@ -200,10 +194,10 @@ export class ResponseStream implements KeepAliveTarget {
       return;
     }
     if (this.closed) return;
-    const held = this.held!;
-    this.held = null;
-    this.heldBytes = 0;
-    for (const frame of held) this.transform.write(frame);
+    const deferred = this.deferred!;
+    this.deferred = null;
+    this.deferredBytes = 0;
+    for (const frame of deferred) this.transform.write(frame);
   }
 
   /** Writes one channel's missed events in slices the socket can take, reading the store page by page. */
@@ -216,7 +210,7 @@ export class ResponseStream implements KeepAliveTarget {
       let start = 0;
       let bytes = 0;
       for (let i = 0; i < events.length && !this.closed; i++) {
-        bytes += events[i]!.body.length + channel.length + 24;
+        bytes += eventTextLength(channel, events[i]!);
         if (bytes >= sliceBytes || i === events.length - 1) {
           this.transform.write(replayFrame(channel, events.slice(start, i + 1), this.channels.length === 1));
           start = i + 1;
@@ -224,8 +218,8 @@ export class ResponseStream implements KeepAliveTarget {
           await this.drained();
         }
       }
-      if (events.length < REPLAY_PAGE_EVENTS || this.closed) return;
-      page = await this.host.store.readSince(channel, this.positions[index]!, REPLAY_PAGE_EVENTS);
+      if (isLastPage(page) || this.closed) return;
+      page = await readPage(this.host.store, channel, this.positions[index]!);
       if (page.gap) {
         // Trimmed while this client was being replayed: it cannot catch up without a gap, so it starts over here.
         this.positions[index] = this.hubs[index]!.position;
@@ -235,14 +229,14 @@ export class ResponseStream implements KeepAliveTarget {
     }
   }
 
-  private hold(frame: HubFrame): void {
-    // As in accept(): the first frame held is kept whatever its size.
-    if (this.heldBytes > 0 && this.heldBytes + frame.wire.length > this.host.maxBufferBytes) {
+  private defer(frame: HubFrame): void {
+    // As in accept(): the first frame deferred is kept whatever its size.
+    if (this.deferredBytes > 0 && this.deferredBytes + frame.wire.length > this.host.maxBufferBytes) {
       this.dropAsSlow();
       return;
     }
-    this.held!.push(frame);
-    this.heldBytes += frame.wire.length;
+    this.deferred!.push(frame);
+    this.deferredBytes += frame.wire.length;
   }
 
   /**
@@ -345,7 +339,7 @@ export class ResponseStream implements KeepAliveTarget {
     for (const hub of this.hubs) hub.unsubscribe(this.onFrame);
     this.transform.destroy();
     this.pending = null;
-    this.held = null;
+    this.deferred = null;
     this.host.streamClosed(this);
   }
 }

@@ -1,5 +1,5 @@
 import { InvalidEventError } from '../errors.js';
-import type { DataSerializer, ServerSentEvent } from '../event-types.js';
+import type { DataSerializer, ServerSentEvent } from '../types.js';
 
 /**
  * An event validated and turned into its SSE fields, once per publish. The

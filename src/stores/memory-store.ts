@@ -1,20 +1,6 @@
 import { checkOptionKeys, integerOption, type OptionKeys } from '../common/option-checks.js';
-import type { EventStore, HistoryPage } from './event-store.js';
+import type { EventStore, HistoryPage, MemoryEventStoreOptions } from '../types.js';
 
-export interface MemoryEventStoreOptions {
-  /** Events kept per channel. Default 1000. */
-  maxEvents?: number;
-  /** Milliseconds an event is kept. Default 300000 (5 minutes). */
-  maxAge?: number;
-  /**
-   * Bytes of history kept across all channels: each event's UTF-8 size plus
-   * ~160 bytes of bookkeeping, each channel ~200 bytes plus its name. Past
-   * it the oldest events go first, whatever their channel. Default 64 MiB.
-   */
-  maxBytes?: number;
-  /** Channels published to whose numbering is kept; past it the least recently published is forgotten. Default 100000. */
-  maxChannels?: number;
-}
 
 const OPTION_KEYS = {
   maxEvents: true,

@@ -1,7 +1,7 @@
 import { HttpStreamFormat, Item } from '@fanoutio/grip';
-import { singleChannelText } from '../../delivery/hub-frame.js';
+import { eventTextLength, singleChannelText } from '../../sse/event-text.js';
 import { GripPublishError } from '../../errors.js';
-import type { StoredEvent } from '../../stores/event-store.js';
+import type { StoredEvent } from '../../types.js';
 import type { GripProxy } from './proxy-config.js';
 
 /** Pushpin refuses publish bodies of 1,000,000 bytes or more. */
@@ -37,7 +37,7 @@ export function groupItems(channel: string, events: readonly StoredEvent[]): Ite
   let start = 0;
   let bytes = 0;
   for (let i = 0; i < events.length; i++) {
-    const size = events[i]!.body.length + channel.length + 24;
+    const size = eventTextLength(channel, events[i]!);
     if (i > start && (bytes + size > MAX_ITEM_CONTENT_CHARS || events[i]!.seq !== events[i - 1]!.seq + 1)) {
       items.push(itemOf(channel, events, start, i));
       start = i;

@@ -1,9 +1,14 @@
 import { setMaxListeners } from 'node:events';
-import type { RemotePublisher } from '../../delivery/channel-writable.js';
-import { EventStreamClosedError } from '../../errors.js';
-import type { StoredEvent } from '../../stores/event-store.js';
+import type { HoldInstructions, ProxyGateway } from '../../core/proxy-gateway.js';
+import { EventStreamClosedError, HttpRequestError } from '../../errors.js';
+import type { StreamPosition } from '../../sse/event-id.js';
+import { asStoreError } from '../../stores/store-error.js';
+import type { EventStore } from '../../types.js';
+import { parseGripLast } from './grip-last.js';
+import { startHeldStream } from './held-stream.js';
+import type { StoredEvent } from '../../types.js';
 import { resolveGripProxies, type GripProxy } from './proxy-config.js';
-import { holdResponse, type HoldResponse } from './hold-instructions.js';
+import { holdInstructions } from './hold-instructions.js';
 import { ProxyQueue } from './proxy-queue.js';
 import { isProxiedRequest } from './signature.js';
 
@@ -12,25 +17,31 @@ export interface GripBridgeOptions {
   gripReliable: boolean;
   keepAliveInterval: number;
   gripPublishTimeout: number;
+  /** Bytes of missed events a held stream's opening may carry; the proxy recovers the rest. */
+  maxBufferBytes: number;
+  clientRetry: number | null;
 }
 
 let warnedUnverified = false;
 
 /**
- * Everything GRIP: which requests came through a proxy, the hold answer they
- * get, and publishing to every proxy. The channel prefix is applied here and
- * nowhere else, so it holds for every form of `options.grip`.
+ * Everything GRIP, as the core's ProxyGateway: which requests came through a
+ * proxy, the hold answer they get, and publishing to every proxy. The
+ * channel prefix is applied here and nowhere else, so it holds for every
+ * form of `options.grip`.
  */
-export class GripBridge implements RemotePublisher {
+export class GripBridge implements ProxyGateway {
   readonly proxies: readonly GripProxy[];
   private readonly options: GripBridgeOptions;
+  private readonly store: EventStore;
   /** Aborted by close(): every control-API call in flight stops at once, and no new one starts. */
   private readonly closing = new AbortController();
   private readonly queues: readonly ProxyQueue[];
 
-  constructor(option: unknown, options: GripBridgeOptions) {
+  constructor(option: unknown, options: GripBridgeOptions, store: EventStore) {
     this.proxies = resolveGripProxies(option);
     this.options = options;
+    this.store = store;
     // Every call in flight listens for close(): one per busy channel and proxy, legitimately many.
     setMaxListeners(0, this.closing.signal);
     const settings = {
@@ -56,22 +67,27 @@ export class GripBridge implements RemotePublisher {
     return this.options.gripPrefix + channel;
   }
 
-  isProxied(gripSig: string | string[] | undefined): Promise<boolean> {
+  isProxied(gripSig: string | undefined): Promise<boolean> {
     return isProxiedRequest(gripSig, this.proxies);
   }
 
-  /**
-   * Hold instructions for a proxied request on `channels`, whose body brings
-   * the client to `positions`; in reliable mode `link` is where the proxy
-   * fetches missed events.
-   */
-  hold(channels: readonly string[], positions: readonly number[], body: string, link: string): HoldResponse {
+  async hold(channels: readonly string[], resume: StreamPosition | null, gripLast: string | undefined, url: string): Promise<HoldInstructions> {
+    const recovering = gripLast !== undefined;
+    const position = recovering ? parseGripLast(gripLast, this.options.gripPrefix) : resume;
+    let start;
+    try {
+      start = await startHeldStream(this.store, channels, position, recovering, this.options.maxBufferBytes, this.options.clientRetry);
+    } catch (error) {
+      if (error instanceof HttpRequestError) throw error;
+      throw asStoreError(error, 'reading the event store');
+    }
     const reliable = this.options.gripReliable;
-    return holdResponse({
+    return holdInstructions({
       gripChannels: channels.map((channel) => this.gripChannel(channel)),
-      positions: reliable ? positions : null,
-      body,
-      link: reliable ? link : null,
+      positions: reliable ? start.positions : null,
+      body: start.body,
+      // In reliable mode, where the proxy fetches missed events when it sees a gap.
+      link: reliable ? url : null,
       keepAliveMs: this.options.keepAliveInterval,
     });
   }

@@ -1,9 +1,8 @@
-import { singleChannelText } from '../../delivery/hub-frame.js';
-import { formatEventId, type StreamPosition } from '../../admission/resume-position.js';
-import type { EventStore } from '../../stores/event-store.js';
+import { isLastPage, planReplay, readPage } from '../../delivery/replay.js';
 import { streamOpenText, streamResetText } from '../../sse/encoder.js';
-
-const PAGE_EVENTS = 500;
+import { formatEventId, type StreamPosition } from '../../sse/event-id.js';
+import { singleChannelText } from '../../sse/event-text.js';
+import type { EventStore } from '../../types.js';
 
 export interface HeldStreamStart {
   /** What the proxy sends the client before holding the stream. */
@@ -17,7 +16,8 @@ export interface HeldStreamStart {
  * event with its position; for a resuming client (Last-Event-ID) or the proxy
  * recovering a gap (`Grip-Last`), the events missed since then, read from the
  * store, up to `maxBytes`. Channels whose position is unknown or older than
- * the history kept get a `stream-reset` event instead of a silent gap.
+ * the history kept get a `stream-reset` event instead of a silent gap (the
+ * same decision a direct stream makes: planReplay).
  *
  * Events carry single-channel ids here, as the items the proxy delivers later do.
  */
@@ -36,19 +36,21 @@ export async function startHeldStream(
   }
   let body = recovering ? '' : streamOpenText(null, clientRetry);
   const reset: string[] = [];
-  for (const channel of channels) {
-    let after = resume.get(channel);
-    let page = after === undefined ? null : await store.readSince(channel, after, PAGE_EVENTS);
-    if (after === undefined || page === null || page.gap || after > page.head) {
+  const starts = await planReplay(store, channels, resume);
+  for (let index = 0; index < channels.length; index++) {
+    const channel = channels[index]!;
+    const start = starts[index]!;
+    if (start.kind === 'reset') {
       reset.push(channel);
-      positions.push(page?.head ?? (await store.head(channel)));
+      positions.push(start.page?.head ?? (await store.head(channel)));
       continue;
     }
+    let { after, page } = start;
     while (page.events.length > 0 && body.length < maxBytes) {
       body += singleChannelText(channel, page.events);
       after = page.events[page.events.length - 1]!.seq;
-      if (page.events.length < PAGE_EVENTS) break;
-      page = await store.readSince(channel, after, PAGE_EVENTS);
+      if (isLastPage(page)) break;
+      page = await readPage(store, channel, after);
       // Trimmed meanwhile: stop here; the proxy's next recovery from this position gets the reset.
       if (page.gap) break;
     }

@@ -1,4 +1,6 @@
+import type { HoldInstructions } from '../../core/proxy-gateway.js';
 import { KEEP_ALIVE_TEXT } from '../../sse/encoder.js';
+import { EVENT_STREAM_HEADERS } from '../../sse/headers.js';
 
 /** GRIP's cstring format: backslash escapes, so the value fits in one header line. */
 function cstring(text: string): string {
@@ -18,20 +20,15 @@ export interface HoldOptions {
   keepAliveMs: number;
 }
 
-export interface HoldResponse {
-  headers: Record<string, string>;
-  body: string;
-}
-
 /**
  * A proxied request's answer: hold instructions in reliable mode, and the
  * body the client gets first. The proxy holds the stream, not us.
  */
-export function holdResponse(options: HoldOptions): HoldResponse {
+export function holdInstructions(options: HoldOptions): HoldInstructions {
   const { gripChannels, positions, body, link, keepAliveMs } = options;
   const headers: Record<string, string> = {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache, no-transform',
+    // The proxy passes these on to the client with the stream.
+    ...EVENT_STREAM_HEADERS,
     'grip-hold': 'stream',
     // Names were checked against the allowlist, so none carries `,` or `;` into this header.
     'grip-channel': gripChannels

@@ -1,7 +1,7 @@
 import { parseGripUri, PublisherClient, type IPublisherClient } from '@fanoutio/grip';
 import { GripConfigError } from '../../errors.js';
 import { unknownOptionProblem } from '../../common/option-checks.js';
-import type { GripProxyConfig, GripPublisherLike } from '../../grip-types.js';
+import type { GripProxyConfig, GripPublisherLike } from '../../types.js';
 import { signatureVerifier, type SignatureVerifier } from './signature.js';
 
 /** One proxy, reduced to what publishing and signature checks need. */

@@ -1,5 +1,5 @@
 import { EventStreamClosedError, GripPublishError } from '../../errors.js';
-import type { StoredEvent } from '../../stores/event-store.js';
+import type { StoredEvent } from '../../types.js';
 import type { GripProxy } from './proxy-config.js';
 import { groupItems, publishToProxy } from './control-api.js';
 

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { EventSink } from '../../types.js';
+import type { EventSink } from '../../delivery/event-sink.js';
 
 /**
  * After each of these a response takes no more of its stream's bytes:

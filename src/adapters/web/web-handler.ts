@@ -1,5 +1,6 @@
-import type { ChannelHub } from '../../delivery/hub.js';
 import type { EventStreamCore } from '../../core/event-stream-core.js';
+import type { HoldInstructions } from '../../core/proxy-gateway.js';
+import { serveStreamRequest, type StreamTransport } from '../../core/request-pipeline.js';
 import { EVENT_STREAM_HEADERS } from '../../sse/headers.js';
 import { BodySink } from './body-sink.js';
 
@@ -7,57 +8,76 @@ import { BodySink } from './body-sink.js';
 const BODY_HIGH_WATER_MARK = 64 * 1024;
 
 /**
- * Serves one web-standard Request: a plain-text 4xx, GRIP hold
- * instructions with no body held open, or a streaming Response whose body is
- * fed from the same hubs and encoder as a Node response. The stream ends when
- * the client disconnects (`request.signal`) or the body is cancelled.
+ * Serves one web-standard Request through the request pipeline: a
+ * plain-text refusal, GRIP hold instructions with no body held open, or a
+ * streaming Response whose body is fed from the same hubs and encoder as a
+ * Node response. The stream ends when the client disconnects
+ * (`request.signal`) or the body is cancelled.
  */
-export async function serveWebRequest(
-  core: EventStreamCore,
-  request: Request,
-  resolveChannels: () => unknown,
-): Promise<Response> {
+export function serveWebRequest(core: EventStreamCore, request: Request, resolveChannels: () => unknown): Promise<Response> {
   const url = new URL(request.url);
-  const admission = await core.admit({
-    accept: request.headers.get('accept'),
-    gripSig: request.headers.get('grip-sig'),
-    lastEventId: request.headers.get('last-event-id') ?? url.searchParams.get('lastEventId'),
-    gripLast: request.headers.get('grip-last'),
-    url: url.pathname + url.search,
-    resolveChannels,
-  });
-  switch (admission.kind) {
-    case 'refuse':
-      return plainText(admission.status, admission.message);
-    case 'hold': {
-      const { headers, body } = admission.response;
-      return new Response(body, { status: 200, headers });
-    }
-    case 'retry-later':
-      return retryLater(admission.body);
-    case 'stream': {
-      // The head of a stream and no stream: a body nobody reads would hold the subscription open.
-      if (request.method === 'HEAD') return new Response(null, { status: 200, headers: EVENT_STREAM_HEADERS });
-      let hubs: ChannelHub[];
-      try {
-        hubs = await core.prepareStream(admission.channels);
-      } catch (error) {
-        return retryLater(core.retryLaterFor(error).body);
-      }
-      const sink = new BodySink(BODY_HIGH_WATER_MARK, request.signal);
-      core.openStream(sink, hubs, admission.resume);
-      return new Response(sink.body, { status: 200, headers: EVENT_STREAM_HEADERS });
-    }
+  return serveStreamRequest(
+    core,
+    {
+      method: request.method,
+      accept: request.headers.get('accept'),
+      gripSig: request.headers.get('grip-sig'),
+      lastEventId: request.headers.get('last-event-id'),
+      gripLast: request.headers.get('grip-last'),
+      url: url.pathname + url.search,
+      resolveChannels,
+    },
+    new WebTransport(request.signal),
+  );
+}
+
+/** The pipeline's answers as web Responses. */
+class WebTransport implements StreamTransport<Response, BodySink> {
+  private readonly signal: AbortSignal;
+
+  constructor(signal: AbortSignal) {
+    this.signal = signal;
   }
-}
 
-function retryLater(body: string): Response {
-  return new Response(body, { status: 200, headers: EVENT_STREAM_HEADERS });
-}
+  /** A body sink sees the signal abort and ends itself, so a stream opened for a client that left is released at once. */
+  clientGone(): boolean {
+    return false;
+  }
 
-function plainText(status: number, message: string): Response {
-  return new Response(`${message}\n`, {
-    status,
-    headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' },
-  });
+  refuse(status: number, message: string): Response {
+    return new Response(`${message}\n`, {
+      status,
+      headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' },
+    });
+  }
+
+  hold(instructions: HoldInstructions): Response {
+    return new Response(instructions.body, { status: 200, headers: instructions.headers });
+  }
+
+  /** The web server decides about the connection; the body alone tells the client when to come back. */
+  retryLater(body: string): Response {
+    return new Response(body, { status: 200, headers: EVENT_STREAM_HEADERS });
+  }
+
+  headOnly(): Response {
+    // A body nobody reads would hold the subscription open.
+    return new Response(null, { status: 200, headers: EVENT_STREAM_HEADERS });
+  }
+
+  waitForTurn(): boolean {
+    return true;
+  }
+
+  openSink(): BodySink {
+    return new BodySink(BODY_HIGH_WATER_MARK, this.signal);
+  }
+
+  opened(sink: BodySink): Response {
+    return new Response(sink.body, { status: 200, headers: EVENT_STREAM_HEADERS });
+  }
+
+  abandoned(): Response {
+    return new Response(null, { status: 200, headers: EVENT_STREAM_HEADERS });
+  }
 }

@@ -3,7 +3,7 @@ import type { Redis, RedisOptions } from 'ioredis';
 import { EventStoreError, InvalidOptionError } from '../../errors.js';
 import { checkOptionKeys, integerOption, type OptionKeys } from '../../common/option-checks.js';
 import { asStoreError } from '../store-error.js';
-import type { EventStore, HistoryPage, StoredEvent, StoreListener, StoreLossListener, StoreWatch } from '../event-store.js';
+import type { EventStore, HistoryPage, StoredEvent, StoreListener, StoreLossListener, StoreWatch } from '../../types.js';
 
 export interface RedisEventStoreOptions {
   /** Where Redis listens, e.g. `redis://:password@host:6379/0` or `rediss://…`. Default `redis://127.0.0.1:6379`. */
