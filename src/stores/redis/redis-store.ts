@@ -1,7 +1,8 @@
-import type { Redis, RedisOptions } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { EventStoreError, InvalidOptionError } from '../../errors.js';
 import { checkOptionKeys, integerOption, type OptionKeys } from '../../common/option-checks.js';
 import { asStoreError } from '../store-error.js';
+import { RedisConnections } from './connection.js';
 import type { EventStore, HistoryPage, StoredEvent, StoreListener, StoreLossListener, StoreWatch } from '../event-store.js';
 import { type ChannelKeys, channelKeys, seqOf } from './keys.js';
 import { APPEND, evalScript, HEAD, READ, REPAIR } from './scripts.js';
@@ -19,24 +20,10 @@ export interface RedisEventStoreOptions {
 
 const OPTION_KEYS = { url: true, keyPrefix: true, maxEvents: true, maxAge: true } as const satisfies OptionKeys<RedisEventStoreOptions>;
 
-type RedisClass = typeof Redis;
-
-/** A client and why it last failed, to tell the user why a call was refused while it is not connected. */
-interface Connection {
-  readonly redis: Redis;
-  lastError: Error | undefined;
-}
-
-/** Reconnect forever: a store outliving a Redis outage must come back on its own, but never hammer a dead server. */
-const retryStrategy = (times: number): number => Math.min(times * 100, 1000);
 /** How long a watch waits before reading the history again after Redis refused a read. */
 const RETRY_MS = 250;
 /** Events read per XRANGE when a watch fills a gap or catches up. */
 const FILL_BATCH = 500;
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 /** One pub/sub channel of this store and the watches fed from it. */
 interface Feed {
@@ -229,12 +216,8 @@ export class RedisEventStore implements EventStore {
   readonly keyPrefix: string;
   readonly maxEvents: number;
   readonly maxAge: number;
-  /** Private: it may hold a password. */
-  private readonly url: string;
   private closed = false;
-  private redisClass: Promise<RedisClass> | undefined;
-  private command: Promise<Connection> | undefined;
-  private subscriber: Promise<Connection> | undefined;
+  private readonly connections: RedisConnections;
   /** By pub/sub channel name. */
   private readonly feeds = new Map<string, Feed>();
   private readonly host: WatchHost = {
@@ -247,7 +230,7 @@ export class RedisEventStore implements EventStore {
 
   constructor(options: RedisEventStoreOptions = {}) {
     checkOptionKeys(options, OPTION_KEYS, 'RedisEventStore');
-    this.url = redisUrl(options.url);
+    const url = redisUrl(options.url);
     this.keyPrefix = options.keyPrefix ?? 'eventstream:';
     if (typeof this.keyPrefix !== 'string' || /[{}]/.test(this.keyPrefix)) {
       // Braces in the prefix would change which part of the key Redis Cluster hashes.
@@ -255,6 +238,10 @@ export class RedisEventStore implements EventStore {
     }
     this.maxEvents = integerOption(options.maxEvents, 'RedisEventStore: maxEvents', 1000, 0);
     this.maxAge = integerOption(options.maxAge, 'RedisEventStore: maxAge', 300_000, 1);
+    this.connections = new RedisConnections(url, {
+      message: (name, message) => this.dispatch(name, message),
+      reconnected: (redis) => void this.resubscribe(redis),
+    });
   }
 
   async append(channel: string, bodies: readonly string[]): Promise<number> {
@@ -312,15 +299,7 @@ export class RedisEventStore implements EventStore {
       for (const watcher of [...feed.watchers]) watcher.close();
     }
     this.feeds.clear();
-    await Promise.all([this.command, this.subscriber].map(async (connecting) => {
-      if (connecting === undefined) return;
-      const connection = await connecting.catch(() => undefined);
-      if (connection === undefined) return;
-      const { redis } = connection;
-      // QUIT lets replies in flight arrive; a connection that is not up has nothing to wait for.
-      if (redis.status === 'ready') await redis.quit().catch(() => {});
-      redis.disconnect();
-    }));
+    await this.connections.close();
   }
 
   private keys(channel: string): ChannelKeys {
@@ -333,78 +312,20 @@ export class RedisEventStore implements EventStore {
   }
 
   private async run<T>(what: string, command: (redis: Redis) => Promise<T>): Promise<T> {
-    if (this.closed) throw new EventStoreError(`RedisEventStore: ${what} failed: the store is closed`);
+    const attempted = `RedisEventStore: ${what}`;
+    if (this.closed) throw new EventStoreError(`${attempted} failed: the store is closed`);
     try {
-      return await command(usable(await this.commandConnection()));
+      return await command(await this.connections.commandClient(attempted));
     } catch (error) {
-      throw asStoreError(error, `RedisEventStore: ${what}`);
+      throw asStoreError(error, attempted);
     }
-  }
-
-  private loadRedis(): Promise<RedisClass> {
-    this.redisClass ??= import('ioredis').then(
-      (module) => module.Redis,
-      (cause: unknown) => {
-        this.redisClass = undefined;
-        throw new EventStoreError('RedisEventStore needs the ioredis package: npm install ioredis', { cause });
-      },
-    );
-    return this.redisClass;
-  }
-
-  /** A connection that has made its first attempt to connect (commands fail fast, so they must not race that attempt). */
-  private async connect(role: 'command' | 'subscriber'): Promise<Connection> {
-    const RedisClient = await this.loadRedis();
-    const options: RedisOptions = {
-      lazyConnect: true,
-      retryStrategy,
-      // Fail instead of queueing while Redis is away, and reject commands in flight when the connection drops
-      // (without resending them: a resent append could be stored twice).
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      // Resubscribing is done here, so that it is known when to catch up.
-      autoResubscribe: false,
-      connectionName: `eventstream-${role}`,
-    };
-    const redis = new RedisClient(this.url, options);
-    const connection: Connection = { redis, lastError: undefined };
-    // Errors surface through the calls they make fail; without a listener ioredis would log each reconnect failure.
-    redis.on('error', (error) => {
-      connection.lastError = error;
-    });
-    redis.on('ready', () => {
-      connection.lastError = undefined;
-    });
-    if (role === 'subscriber') {
-      redis.on('message', (name: string, message: string) => this.dispatch(name, message));
-      let connectedBefore = false;
-      redis.on('ready', () => {
-        if (connectedBefore) void this.resubscribe(redis);
-        connectedBefore = true;
-      });
-    }
-    await redis.connect().catch(() => {});
-    return connection;
-  }
-
-  private commandConnection(): Promise<Connection> {
-    this.command ??= this.connect('command').catch((error: unknown) => {
-      this.command = undefined;
-      throw error;
-    });
-    return this.command;
   }
 
   private async subscribe(feed: Feed): Promise<void> {
     if (this.closed) throw new EventStoreError('RedisEventStore: watch failed: the store is closed');
     const name = this.keys(feed.channel).pubsub;
     feed.subscribed ??= (async () => {
-      this.subscriber ??= this.connect('subscriber').catch((error: unknown) => {
-        this.subscriber = undefined;
-        throw error;
-      });
-      await usable(await this.subscriber).subscribe(name);
+      await (await this.connections.subscriberClient('RedisEventStore: subscribe')).subscribe(name);
     })().catch((error: unknown) => {
       feed.subscribed = undefined;
       throw asStoreError(error, 'RedisEventStore: subscribe');
@@ -446,19 +367,11 @@ export class RedisEventStore implements EventStore {
     if (feed.watchers.size > 0) return;
     const name = this.keys(feed.channel).pubsub;
     if (this.feeds.get(name) === feed) this.feeds.delete(name);
-    if (this.closed || this.subscriber === undefined) return;
+    if (this.closed) return;
     // A watch on this channel started later queues its SUBSCRIBE behind this on the same connection.
-    void this.subscriber.then(({ redis }) => redis.unsubscribe(name)).catch(() => {});
+    this.connections.onSubscriber((redis) => redis.unsubscribe(name));
   }
 }
-
-/** The client, if it can take a command now: nothing queues while Redis is away. */
-function usable({ redis, lastError }: Connection): Redis {
-  if (redis.status === 'ready') return redis;
-  const reason = lastError === undefined ? redis.status : describe(lastError);
-  throw new Error(`not connected to Redis (${reason})`, { cause: lastError });
-}
-
 
 function redisUrl(value: unknown): string {
   if (value === undefined) return 'redis://127.0.0.1:6379';
