@@ -98,7 +98,7 @@ export class RedisConnections {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       autoResendUnfulfilledCommands: false,
-      // Resubscribing is done by the store, so that it is known when to catch up.
+      // Resubscribing is done by the watch side, so that it is known when to catch up.
       autoResubscribe: false,
       connectionName: `eventstream-${role}`,
     };

@@ -15,6 +15,7 @@ export interface ChannelKeys {
 
 export function channelKeys(keyPrefix: string, channel: string): ChannelKeys {
   const base = `${keyPrefix}{${channel}}`;
+  // `:feed` is what running stores already publish and subscribe on; processes of two versions must meet there.
   return { seq: `${base}:seq`, log: `${base}:log`, pubsub: `${base}:feed`, epoch: `${keyPrefix}epoch` };
 }
 
