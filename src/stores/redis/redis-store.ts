@@ -1,9 +1,12 @@
-import { createHash } from 'node:crypto';
-import type { Redis, RedisOptions } from 'ioredis';
-import { EventStoreError, InvalidOptionError } from '../../errors.js';
+import type { Redis } from 'ioredis';
 import { checkOptionKeys, integerOption, type OptionKeys } from '../../common/option-checks.js';
-import { asStoreError } from '../store-error.js';
+import { EventStoreError, InvalidOptionError } from '../../errors.js';
 import type { EventStore, HistoryPage, StoredEvent, StoreListener, StoreLossListener, StoreWatch } from '../../types.js';
+import { asStoreError } from '../store-error.js';
+import { RedisConnections } from './connection.js';
+import { channelKeys, seqOf } from './keys.js';
+import { APPEND, evalScript, HEAD, READ, REPAIR } from './scripts.js';
+import { Subscriptions } from './subscriptions.js';
 
 export interface RedisEventStoreOptions {
   /** Where Redis listens, e.g. `redis://:password@host:6379/0` or `rediss://…`. Default `redis://127.0.0.1:6379`. */
@@ -18,326 +21,13 @@ export interface RedisEventStoreOptions {
 
 const OPTION_KEYS = { url: true, keyPrefix: true, maxEvents: true, maxAge: true } as const satisfies OptionKeys<RedisEventStoreOptions>;
 
-type RedisClass = typeof Redis;
-
-/** A client and why it last failed, to tell the user why a call was refused while it is not connected. */
-interface Connection {
-  readonly redis: Redis;
-  lastError: Error | undefined;
-}
-
-/** Reconnect forever: a store outliving a Redis outage must come back on its own, but never hammer a dead server. */
-const retryStrategy = (times: number): number => Math.min(times * 100, 1000);
-/** How long a watch waits before reading the history again after Redis refused a read. */
-const RETRY_MS = 250;
-/** Events read per XRANGE when a watch fills a gap or catches up. */
-const FILL_BATCH = 500;
-
-interface Script {
-  readonly lua: string;
-  readonly sha: string;
-}
-
-function script(lua: string): Script {
-  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
-}
-
-/*
- * Lua numbers are doubles and `tostring` prints them with 14 significant
- * digits, so every sequence number crosses into a string through
- * string.format('%d') (exact below 2^53).
- *
- * Numbering starts from the epoch: Redis's clock in microseconds, taken
- * when the first script needs it and kept in `<prefix>epoch`. A channel
- * never published to stands at the epoch, and its counter starts from it.
- * When Redis loses its data, the epoch goes with the counters and the next
- * one is taken from the clock again: every id handed out since is above
- * every id of the lost generation (while no channel averages a million
- * events a second), so those are recognised as lost history, never reused.
- */
-const NUMBERING = `
-if redis.replicate_commands then redis.replicate_commands() end
-local function clock()
-  local time = redis.call('TIME')
-  return tonumber(time[1]) * 1000000 + tonumber(time[2])
-end
-local function epoch(key)
-  local value = redis.call('GET', key)
-  if value then return tonumber(value) end
-  value = clock()
-  redis.call('SET', key, string.format('%d', value))
-  return value
-end
-local function headOf(seqKey, epochKey)
-  local value = redis.call('GET', seqKey)
-  if value then return tonumber(value) end
-  return epoch(epochKey)
-end
-`;
-
-/*
- * A caller that has seen seqs up to `floor` on this channel and finds the
- * counter below it knows Redis rolled back (a restore from an older snapshot,
- * an AOF that had not reached the disk, an evicted counter): the counter then
- * jumps to the clock, above anything the rolled-back generation handed out.
- *
- * KEYS: seq, log, epoch. ARGV: maxEvents, maxAge, feed, floor, body...
- */
-const APPEND = script(`${NUMBERING}
-local n = #ARGV - 4
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local current = headOf(KEYS[1], KEYS[3])
-local floor = tonumber(ARGV[4])
-if current < floor then current = math.max(floor, clock()) end
-redis.call('SET', KEYS[1], string.format('%d', current + n))
-local first = current + 1
-local maxEvents = tonumber(ARGV[1])
-if maxEvents > 0 then
-  local stamp = string.format('%d', now)
-  for i = 1, n do
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], string.format('0-%d', first + i - 1), 't', stamp, 'b', ARGV[4 + i])
-  end
-  -- Every event is past maxAge by then: an idle channel's log vanishes, its counter stays.
-  redis.call('PEXPIRE', KEYS[2], string.format('%d', 2 * tonumber(ARGV[2])))
-end
-local bodies = {}
-for i = 1, n do bodies[i] = ARGV[4 + i] end
-redis.call('PUBLISH', ARGV[3], '[' .. string.format('%d', first) .. ',' .. cjson.encode(bodies) .. ']')
-return string.format('%d', first)
-`);
-
-/*
- * The head and the page come from one script, so they agree. MAXLEN ~ keeps
- * somewhat more than maxEvents; the window [head - maxEvents, head] makes the
- * limit exact. Expired events form a prefix of the log (their times only
- * grow), so the scan skips until the first live one and takes the rest.
- *
- * KEYS: seq, log, epoch. ARGV: after, limit, maxEvents, maxAge.
- * Returns { head, id1, body1, id2, body2, ... }.
- */
-const READ = script(`${NUMBERING}
-local head = headOf(KEYS[1], KEYS[3])
-local reply = { string.format('%d', head) }
-local start = math.max(tonumber(ARGV[1]), head - tonumber(ARGV[3]))
-if start >= head then return reply end
-local limit = tonumber(ARGV[2])
-local time = redis.call('TIME')
-local oldest = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) - tonumber(ARGV[4])
-local cursor = string.format('(0-%d', start)
-local size = 1 + 2 * limit
-while #reply < size do
-  local batch = redis.call('XRANGE', KEYS[2], cursor, '+', 'COUNT', limit)
-  for _, entry in ipairs(batch) do
-    if #reply > 1 or tonumber(entry[2][2]) >= oldest then
-      reply[#reply + 1] = entry[1]
-      reply[#reply + 1] = entry[2][4]
-      if #reply >= size then break end
-    end
-  end
-  if #batch < limit then break end
-  cursor = '(' .. batch[#batch][1]
-end
-return reply
-`);
-
-/* KEYS: seq, epoch. */
-const HEAD = script(`${NUMBERING}
-return string.format('%d', headOf(KEYS[1], KEYS[2]))
-`);
-
-/*
- * Moves a rolled-back counter (below `floor`, what the caller has seen) up to
- * the clock, so ids the lost part of the history used are not handed out again.
- *
- * KEYS: seq, epoch. ARGV: floor. Returns the head.
- */
-const REPAIR = script(`${NUMBERING}
-local current = headOf(KEYS[1], KEYS[2])
-local floor = tonumber(ARGV[1])
-if current >= floor then return string.format('%d', current) end
-current = math.max(floor, clock())
-redis.call('SET', KEYS[1], string.format('%d', current))
-return string.format('%d', current)
-`);
-
-/** Stream ids are `0-<seq>`. */
-function seqOf(id: string): number {
-  return Number(id.slice(id.indexOf('-') + 1));
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-
-/** One pub/sub channel of this store and the watches fed from it. */
-interface Feed {
-  readonly channel: string;
-  readonly watchers: Set<Watcher>;
-  subscribed: Promise<void> | undefined;
-  /** The highest seq this process has seen on the channel: a counter found below it was rolled back. */
-  seen: number;
-}
-
-/** What a watch needs from its store. */
-interface WatchHost {
-  subscribe(feed: Feed): Promise<void>;
-  head(channel: string): Promise<number>;
-  readSince(channel: string, after: number, limit: number): Promise<HistoryPage>;
-  /** Moves a counter found below `floor` above it (see REPAIR); resolves with the head. */
-  repair(channel: string, floor: number): Promise<number>;
-  release(watcher: Watcher): void;
-}
-
-/**
- * One watch. Everything it does (going live, pub/sub messages, gap fills,
- * catch-ups) runs on one promise chain, so deliveries never interleave and
- * `position` (the last seq delivered, or skipped to) only grows.
- */
-class Watcher implements StoreWatch {
-  readonly ready: Promise<number>;
-  private position = -1;
-  private closed = false;
-  private chain: Promise<void>;
-  private retryTimer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly host: WatchHost,
-    readonly feed: Feed,
-    private readonly listener: StoreListener,
-    private readonly lost: StoreLossListener | undefined,
-  ) {
-    let resolve!: (head: number) => void;
-    let reject!: (error: unknown) => void;
-    this.ready = new Promise<number>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    // A caller that closes the watch without awaiting `ready` must not get an unhandled rejection.
-    this.ready.catch(() => {});
-    this.chain = this.start().then(resolve, (error: unknown) => {
-      this.close();
-      reject(asStoreError(error, 'RedisEventStore: watch'));
-    });
-  }
-
-  /** Subscribing first, then reading the head, leaves no window where an event is neither in the head nor in the feed. */
-  private async start(): Promise<number> {
-    await this.host.subscribe(this.feed);
-    const head = await this.host.head(this.feed.channel);
-    this.moveTo(head);
-    return head;
-  }
-
-  /** A pub/sub message: events first, first + 1, … */
-  receive(first: number, bodies: readonly string[]): void {
-    this.enqueue(async () => {
-      if (this.closed || first + bodies.length - 1 <= this.position) return;
-      // Pub/sub lost a message (Redis drops them while a subscriber is disconnected or too slow): fill from the log first.
-      if (first > this.position + 1 && !(await this.fill(first - 1))) return;
-      if (this.closed) return;
-      const skip = Math.max(0, this.position + 1 - first);
-      if (skip >= bodies.length) return;
-      this.deliver(bodies.slice(skip).map((body, i) => ({ seq: first + skip + i, body })));
-    });
-  }
-
-  /** Reads whatever was appended since the last delivery: after a reconnect, messages sent meanwhile are lost for good. */
-  catchUp(): void {
-    this.enqueue(async () => {
-      if (!this.closed && this.position >= 0) await this.fill(Number.POSITIVE_INFINITY);
-    });
-  }
-
-  /**
-   * Delivers the kept history in (position, upTo]. Returns false when Redis
-   * could not be read; a retry is scheduled then, and the caller must not
-   * deliver anything past the hole. History that is gone (trimmed, or lost
-   * with Redis's data) is skipped and reported to `lost`, so a watch never
-   * stalls on events that will not come.
-   */
-  private async fill(upTo: number): Promise<boolean> {
-    for (;;) {
-      let page: HistoryPage;
-      try {
-        page = await this.host.readSince(this.feed.channel, this.position, FILL_BATCH);
-        if (page.head < this.feed.seen) {
-          // The counter is below what this process has seen: Redis rolled back. Move it past that, then read again.
-          await this.host.repair(this.feed.channel, this.feed.seen);
-          continue;
-        }
-      } catch {
-        this.scheduleRetry();
-        return false;
-      }
-      if (this.closed) return false;
-      const events = page.events.filter((event) => event.seq <= upTo);
-      if (events.length > 0) this.deliver(events);
-      if (page.events.length < FILL_BATCH || events.length < page.events.length) {
-        const reached = Math.min(page.head, upTo);
-        if (reached > this.position) this.skipTo(reached);
-        return true;
-      }
-    }
-  }
-
-  private scheduleRetry(): void {
-    if (this.retryTimer !== undefined || this.closed) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      this.catchUp();
-    }, RETRY_MS);
-    this.retryTimer.unref();
-  }
-
-  private moveTo(position: number): void {
-    this.position = position;
-    if (position > this.feed.seen) this.feed.seen = position;
-  }
-
-  private deliver(events: StoredEvent[]): void {
-    this.moveTo(events[events.length - 1]!.seq);
-    this.notify(() => this.listener(events));
-  }
-
-  private skipTo(position: number): void {
-    this.moveTo(position);
-    const { lost } = this;
-    if (lost !== undefined) this.notify(() => lost(position));
-  }
-
-  private notify(call: () => void): void {
-    try {
-      call();
-    } catch (error) {
-      // A throwing listener is a bug to surface, like a throwing event listener; delivery to it carries on.
-      process.nextTick(() => {
-        throw error;
-      });
-    }
-  }
-
-  private enqueue(task: () => Promise<void>): void {
-    this.chain = this.chain.then(task).catch(() => {});
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-    this.host.release(this);
-  }
-}
-
 /**
  * A store shared by several processes through Redis: per channel a counter
  * (`<prefix>{<channel>}:seq`), a stream of recent events (`…:log`) and a
  * pub/sub channel (`…:feed`) that announces each append; and one
- * `<prefix>epoch`, where numbering starts (see NUMBERING). Scripts touch a
- * channel's keys and the epoch together, so they must live on one Redis
- * (a primary and its replicas; not Redis Cluster).
+ * `<prefix>epoch`, where numbering starts (see NUMBERING in scripts.ts).
+ * Scripts touch a channel's keys and the epoch together, so they must live
+ * on one Redis (a primary and its replicas; not Redis Cluster).
  *
  * What Redis loses is said, never papered over: after a restart without
  * persistence every id is new (above the lost ones), connected streams get a
@@ -362,25 +52,13 @@ export class RedisEventStore implements EventStore {
   readonly keyPrefix: string;
   readonly maxEvents: number;
   readonly maxAge: number;
-  /** Private: it may hold a password. */
-  private readonly url: string;
   private closed = false;
-  private redisClass: Promise<RedisClass> | undefined;
-  private command: Promise<Connection> | undefined;
-  private subscriber: Promise<Connection> | undefined;
-  /** By pub/sub channel name. */
-  private readonly feeds = new Map<string, Feed>();
-  private readonly host: WatchHost = {
-    subscribe: (feed) => this.subscribe(feed),
-    head: (channel) => this.head(channel),
-    readSince: (channel, after, limit) => this.readSince(channel, after, limit),
-    repair: (channel, floor) => this.repair(channel, floor),
-    release: (watcher) => this.release(watcher),
-  };
+  private readonly connections: RedisConnections;
+  private readonly subscriptions: Subscriptions;
 
   constructor(options: RedisEventStoreOptions = {}) {
     checkOptionKeys(options, OPTION_KEYS, 'RedisEventStore');
-    this.url = redisUrl(options.url);
+    const url = redisUrl(options.url);
     this.keyPrefix = options.keyPrefix ?? 'eventstream:';
     if (typeof this.keyPrefix !== 'string' || /[{}]/.test(this.keyPrefix)) {
       // Braces in the prefix would change which part of the key Redis Cluster hashes.
@@ -388,24 +66,33 @@ export class RedisEventStore implements EventStore {
     }
     this.maxEvents = integerOption(options.maxEvents, 'RedisEventStore: maxEvents', 1000, 0);
     this.maxAge = integerOption(options.maxAge, 'RedisEventStore: maxAge', 300_000, 1);
+    this.connections = new RedisConnections(url, {
+      message: (name, message) => this.subscriptions.dispatch(name, message),
+      reconnected: (redis) => void this.subscriptions.resubscribe(redis),
+    });
+    this.subscriptions = new Subscriptions(this.keyPrefix, this.connections, {
+      head: (channel) => this.head(channel),
+      readSince: (channel, after, limit) => this.readSince(channel, after, limit),
+      repair: (channel, floor) => this.repair(channel, floor),
+    });
   }
 
   async append(channel: string, bodies: readonly string[]): Promise<number> {
     if (bodies.length === 0) return (await this.head(channel)) + 1;
-    const keys = this.keys(channel);
-    const feed = this.feeds.get(keys.feed);
-    const floor = feed?.seen ?? 0;
+    const keys = channelKeys(this.keyPrefix, channel);
+    const subscription = this.subscriptions.get(channel);
+    const floor = subscription?.seen ?? 0;
     const first = Number(
       await this.run('append', (redis) =>
-        evalScript(redis, APPEND, [keys.seq, keys.log, keys.epoch], [this.maxEvents, this.maxAge, keys.feed, floor, ...bodies]),
+        evalScript(redis, APPEND, [keys.seq, keys.log, keys.epoch], [this.maxEvents, this.maxAge, keys.pubsub, floor, ...bodies]),
       ),
     );
-    if (feed !== undefined && first + bodies.length - 1 > feed.seen) feed.seen = first + bodies.length - 1;
+    if (subscription !== undefined && first + bodies.length - 1 > subscription.seen) subscription.seen = first + bodies.length - 1;
     return first;
   }
 
   async readSince(channel: string, after: number, limit: number): Promise<HistoryPage> {
-    const keys = this.keys(channel);
+    const keys = channelKeys(this.keyPrefix, channel);
     const from = Math.max(0, after);
     const reply = (await this.run('readSince', (redis) =>
       evalScript(redis, READ, [keys.seq, keys.log, keys.epoch], [from, Math.max(1, limit), this.maxEvents, this.maxAge]),
@@ -422,184 +109,34 @@ export class RedisEventStore implements EventStore {
   }
 
   async head(channel: string): Promise<number> {
-    const keys = this.keys(channel);
+    const keys = channelKeys(this.keyPrefix, channel);
     return Number(await this.run('head', (redis) => evalScript(redis, HEAD, [keys.seq, keys.epoch], [])));
   }
 
   watch(channel: string, listener: StoreListener, lost?: StoreLossListener): StoreWatch {
-    const name = this.keys(channel).feed;
-    let feed = this.feeds.get(name);
-    if (feed === undefined) {
-      feed = { channel, watchers: new Set(), subscribed: undefined, seen: 0 };
-      this.feeds.set(name, feed);
-    }
-    const watcher = new Watcher(this.host, feed, listener, lost);
-    feed.watchers.add(watcher);
-    return watcher;
+    return this.subscriptions.watch(channel, listener, lost);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const feed of [...this.feeds.values()]) {
-      for (const watcher of [...feed.watchers]) watcher.close();
-    }
-    this.feeds.clear();
-    await Promise.all([this.command, this.subscriber].map(async (connecting) => {
-      if (connecting === undefined) return;
-      const connection = await connecting.catch(() => undefined);
-      if (connection === undefined) return;
-      const { redis } = connection;
-      // QUIT lets replies in flight arrive; a connection that is not up has nothing to wait for.
-      if (redis.status === 'ready') await redis.quit().catch(() => {});
-      redis.disconnect();
-    }));
-  }
-
-  private keys(channel: string): { seq: string; log: string; feed: string; epoch: string } {
-    const base = `${this.keyPrefix}{${channel}}`;
-    return { seq: `${base}:seq`, log: `${base}:log`, feed: `${base}:feed`, epoch: `${this.keyPrefix}epoch` };
+    this.subscriptions.close();
+    await this.connections.close();
   }
 
   private async repair(channel: string, floor: number): Promise<number> {
-    const keys = this.keys(channel);
+    const keys = channelKeys(this.keyPrefix, channel);
     return Number(await this.run('repair', (redis) => evalScript(redis, REPAIR, [keys.seq, keys.epoch], [floor])));
   }
 
   private async run<T>(what: string, command: (redis: Redis) => Promise<T>): Promise<T> {
-    if (this.closed) throw new EventStoreError(`RedisEventStore: ${what} failed: the store is closed`);
+    const attempted = `RedisEventStore: ${what}`;
+    if (this.closed) throw new EventStoreError(`${attempted} failed: the store is closed`);
     try {
-      return await command(usable(await this.commandConnection()));
+      return await command(await this.connections.commandClient(attempted));
     } catch (error) {
-      throw asStoreError(error, `RedisEventStore: ${what}`);
+      throw asStoreError(error, attempted);
     }
-  }
-
-  private loadRedis(): Promise<RedisClass> {
-    this.redisClass ??= import('ioredis').then(
-      (module) => module.Redis,
-      (cause: unknown) => {
-        this.redisClass = undefined;
-        throw new EventStoreError('RedisEventStore needs the ioredis package: npm install ioredis', { cause });
-      },
-    );
-    return this.redisClass;
-  }
-
-  /** A connection that has made its first attempt to connect (commands fail fast, so they must not race that attempt). */
-  private async connect(role: 'command' | 'subscriber'): Promise<Connection> {
-    const RedisClient = await this.loadRedis();
-    const options: RedisOptions = {
-      lazyConnect: true,
-      retryStrategy,
-      // Fail instead of queueing while Redis is away, and reject commands in flight when the connection drops
-      // (without resending them: a resent append could be stored twice).
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      // Resubscribing is done here, so that it is known when to catch up.
-      autoResubscribe: false,
-      connectionName: `eventstream-${role}`,
-    };
-    const redis = new RedisClient(this.url, options);
-    const connection: Connection = { redis, lastError: undefined };
-    // Errors surface through the calls they make fail; without a listener ioredis would log each reconnect failure.
-    redis.on('error', (error) => {
-      connection.lastError = error;
-    });
-    redis.on('ready', () => {
-      connection.lastError = undefined;
-    });
-    if (role === 'subscriber') {
-      redis.on('message', (name: string, message: string) => this.dispatch(name, message));
-      let connectedBefore = false;
-      redis.on('ready', () => {
-        if (connectedBefore) void this.resubscribe(redis);
-        connectedBefore = true;
-      });
-    }
-    await redis.connect().catch(() => {});
-    return connection;
-  }
-
-  private commandConnection(): Promise<Connection> {
-    this.command ??= this.connect('command').catch((error: unknown) => {
-      this.command = undefined;
-      throw error;
-    });
-    return this.command;
-  }
-
-  private async subscribe(feed: Feed): Promise<void> {
-    if (this.closed) throw new EventStoreError('RedisEventStore: watch failed: the store is closed');
-    const name = this.keys(feed.channel).feed;
-    feed.subscribed ??= (async () => {
-      this.subscriber ??= this.connect('subscriber').catch((error: unknown) => {
-        this.subscriber = undefined;
-        throw error;
-      });
-      await usable(await this.subscriber).subscribe(name);
-    })().catch((error: unknown) => {
-      feed.subscribed = undefined;
-      throw asStoreError(error, 'RedisEventStore: subscribe');
-    });
-    return feed.subscribed;
-  }
-
-  /** After a reconnect: subscribe again, then read what the feed missed meanwhile. */
-  private async resubscribe(redis: Redis): Promise<void> {
-    const names = [...this.feeds.keys()];
-    if (names.length === 0 || this.closed) return;
-    try {
-      await redis.subscribe(...names);
-    } catch {
-      return; // Down again: the next 'ready' tries again.
-    }
-    for (const feed of this.feeds.values()) {
-      for (const watcher of feed.watchers) watcher.catchUp();
-    }
-  }
-
-  private dispatch(name: string, message: string): void {
-    const feed = this.feeds.get(name);
-    if (feed === undefined) return;
-    let first: unknown;
-    let bodies: unknown;
-    try {
-      [first, bodies] = JSON.parse(message) as unknown[];
-    } catch {
-      return; // Not ours: someone else published on the feed.
-    }
-    if (!Number.isSafeInteger(first) || !Array.isArray(bodies) || !bodies.every((body) => typeof body === 'string')) return;
-    for (const watcher of feed.watchers) watcher.receive(first as number, bodies as string[]);
-  }
-
-  private release(watcher: Watcher): void {
-    const { feed } = watcher;
-    feed.watchers.delete(watcher);
-    if (feed.watchers.size > 0) return;
-    const name = this.keys(feed.channel).feed;
-    if (this.feeds.get(name) === feed) this.feeds.delete(name);
-    if (this.closed || this.subscriber === undefined) return;
-    // A watch on this channel started later queues its SUBSCRIBE behind this on the same connection.
-    void this.subscriber.then(({ redis }) => redis.unsubscribe(name)).catch(() => {});
-  }
-}
-
-/** The client, if it can take a command now: nothing queues while Redis is away. */
-function usable({ redis, lastError }: Connection): Redis {
-  if (redis.status === 'ready') return redis;
-  const reason = lastError === undefined ? redis.status : describe(lastError);
-  throw new Error(`not connected to Redis (${reason})`, { cause: lastError });
-}
-
-/** EVALSHA, falling back to EVAL when Redis does not have the script (first use, or after a restart). */
-async function evalScript(redis: Redis, { lua, sha }: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
-  try {
-    return await redis.evalsha(sha, keys.length, ...keys, ...args);
-  } catch (error) {
-    if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-    return redis.eval(lua, keys.length, ...keys, ...args);
   }
 }
 
@@ -616,4 +153,3 @@ function redisUrl(value: unknown): string {
   }
   return value as string;
 }
-
