@@ -86,7 +86,8 @@ export type DataSerializer = (data: unknown) => string;
 /**
  * Event names and the type of each one's `data`, for a typed EventStream:
  * `new EventStream<{ message: string; price: { symbol: string; value: number } }>()`.
- * The default (any name, any data) leaves events untyped.
+ * An interface or a type literal will do. The default (any name, any data)
+ * leaves events untyped.
  */
 export type EventMap = Record<string, unknown>;
 
@@ -95,7 +96,7 @@ export type EventMap = Record<string, unknown>;
  * names one of its keys and `data` has that key's type. A `message` event
  * (what the browser dispatches to `onmessage`) may leave `event` out.
  */
-export type EventOf<TEvents extends EventMap> = string extends keyof TEvents
+export type EventOf<TEvents extends object> = string extends keyof TEvents
   ? ServerSentEvent
   : {
       [K in keyof TEvents & string]: K extends 'message'

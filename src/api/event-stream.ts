@@ -54,7 +54,7 @@ type ChannelNames = string | readonly string[];
 /** A channel spec that is a function of the request (see SseRequest for what an unannotated `req` is). */
 type ChannelFunction<TRequest> = Extract<ChannelSpec<TRequest>, (...args: never[]) => unknown>;
 
-export interface EventStream<TEvents extends EventMap = EventMap> {
+export interface EventStream<TEvents extends object = EventMap> {
   /** Builds middleware serving the channels `spec` names; same as `eventStream.route(spec)`. */
   (spec: ChannelNames): EventStreamHandler;
   (spec: ChannelFunction<SseRequest>): EventStreamHandler;
@@ -66,7 +66,7 @@ export interface EventStream<TEvents extends EventMap = EventMap> {
  * `eventStream('chan')` returns connect/Express/Next.js middleware.
  * `TEvents` types the events it publishes (see EventMap); by default they are untyped.
  */
-export class EventStream<TEvents extends EventMap = EventMap> {
+export class EventStream<TEvents extends object = EventMap> {
   constructor(options?: EventStreamOptions | null) {
     const resolved = resolveOptions(options);
     const core = new EventStreamCore(resolved, gripGateway(resolved));
