@@ -29,7 +29,6 @@ const EVENTSTREAM_ERROR: unique symbol = Symbol.for('@fanoutio/eventstream.error
  */
 export class EventStreamError extends Error {
   readonly code: EventStreamErrorCode;
-  declare readonly [EVENTSTREAM_ERROR]: true;
 
   constructor(code: EventStreamErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
