@@ -1,5 +1,5 @@
 import type { ChannelWritable } from '../delivery/channel-writable.js';
-import { PublishRequest } from '../delivery/channel-writable.js';
+import { PublishRequest } from '../delivery/publish-request.js';
 import { EventStreamClosedError } from '../errors.js';
 import type { EncodedEvent } from '../sse/encoder.js';
 

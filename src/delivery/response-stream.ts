@@ -1,14 +1,14 @@
-import { transform } from 'through2';
 import type { Transform } from 'readable-stream';
-import { eventTextLength, singleChannelText } from '../sse/event-text.js';
-import { HubFrame } from './hub-frame.js';
-import { isLastPage, planReplay, readPage } from './replay.js';
-import type { ChannelHub } from './hub.js';
+import { transform } from 'through2';
+import { KEEP_ALIVE_TEXT, streamOpenText } from '../sse/encoder.js';
 import { formatEventId, type StreamPosition } from '../sse/event-id.js';
-import type { EventStore, HistoryPage, StoredEvent } from '../types.js';
-import { KEEP_ALIVE_TEXT, streamOpenText, streamResetText } from '../sse/encoder.js';
-import type { KeepAliveTarget } from './keep-alive.js';
+import type { EventStore } from '../types.js';
+import { clientBytes } from './client-ids.js';
 import type { EventSink } from './event-sink.js';
+import type { ChannelHub } from './hub.js';
+import { HubFrame } from './hub-frame.js';
+import type { KeepAliveTarget } from './keep-alive.js';
+import { replayMissed, type ReplayTarget } from './stream-replay.js';
 
 const KEEP_ALIVE = Buffer.from(KEEP_ALIVE_TEXT);
 
@@ -44,13 +44,13 @@ export interface ResponseStreamHost {
  * - Frames from several hubs arriving in one tick leave as one write (a hub
  *   already turns a burst on one channel into one frame).
  */
-export class ResponseStream implements KeepAliveTarget {
+export class ResponseStream implements KeepAliveTarget, ReplayTarget {
   readonly res: EventSink;
   readonly hubs: readonly ChannelHub[];
   readonly channels: readonly string[];
   activityTick = 0;
-  /** Sequence number of the last event the client has (or skipped past) in each channel. */
-  private readonly positions: number[];
+  /** @internal Sequence number of the last event the client has (or skipped past) in each channel. */
+  readonly positions: number[];
   private readonly transform: Transform;
   private readonly host: ResponseStreamHost;
   /** Frames from several hubs waiting for the end of the tick; null while there are none (most streams never have any). */
@@ -58,7 +58,8 @@ export class ResponseStream implements KeepAliveTarget {
   private pendingBytes = 0;
   private flushScheduled = false;
   private congested = false;
-  private closed = false;
+  /** @internal */
+  closed = false;
   /** Live frames that arrive while a resuming client is replayed, sent after the replay; null once live. */
   private deferred: HubFrame[] | null = null;
   private deferredBytes = 0;
@@ -114,7 +115,7 @@ export class ResponseStream implements KeepAliveTarget {
     }
     for (const hub of hubs) hub.subscribe(this.onFrame);
     this.activityTick = host.keepAliveClock?.tick ?? 0;
-    if (resume !== null) void this.replay(resume);
+    if (resume !== null) void replayMissed(this, host.store, host.maxBufferBytes, resume);
   }
 
   /** Ends the response cleanly (graceful shutdown). */
@@ -131,102 +132,21 @@ export class ResponseStream implements KeepAliveTarget {
 
   /** @internal The Transform's work: a frame becomes this client's bytes (a Buffer passes as it is). */
   take(chunk: HubFrame | Buffer): void {
-    const bytes = chunk instanceof HubFrame ? this.encode(chunk) : chunk;
+    const bytes = chunk instanceof HubFrame ? clientBytes(this.channels, this.positions, chunk, this.deferred === null) : chunk;
     if (bytes !== null) this.accept(bytes);
   }
 
-  /** The bytes this client gets for a frame: only events past its position, with this stream's ids. */
-  private encode(frame: HubFrame): Buffer | null {
-    const index = this.channels.length === 1 ? 0 : this.channels.indexOf(frame.channel);
-    const position = this.positions[index]!;
-    const { events } = frame;
-    if (frame.lastSeq <= position) return null;
-    let skip = 0;
-    while (events[skip]!.seq <= position) skip++;
-    // Events between the position and this frame were lost on the way (a shared store that could not refill): say so.
-    const reset =
-      events[skip]!.seq > position + 1 && this.deferred === null ? this.resetText([frame.channel], index, events[skip]!.seq - 1) : '';
-    if (this.channels.length === 1) {
-      this.positions[0] = frame.lastSeq;
-      if (skip === 0 && reset === '') return frame.wire;
-      return Buffer.from(reset + singleChannelText(frame.channel, events, skip));
-    }
-    let text = reset;
-    for (let i = skip; i < events.length; i++) {
-      const event = events[i]!;
-      this.positions[index] = event.seq;
-      text += `${event.body}id: ${formatEventId(this.channels, this.positions)}\n\n`;
-    }
-    return Buffer.from(text);
+  /** @internal */
+  send(chunk: HubFrame | Buffer): void {
+    this.transform.write(chunk);
   }
 
-  private resetText(channels: readonly string[], index: number, position: number): string {
-    this.positions[index] = position;
-    return streamResetText(channels, formatEventId(this.channels, this.positions));
-  }
-
-  /**
-   * Sends what a resuming client missed, then releases the live frames
-   * deferred meanwhile. Resets go first (see planReplay).
-   */
-  private async replay(resume: StreamPosition): Promise<void> {
-    const replays: Array<{ index: number; page: HistoryPage }> = [];
-    try {
-      const starts = await planReplay(this.host.store, this.channels, resume);
-      const reset: string[] = [];
-      starts.forEach((start, index) => {
-        // A reset channel continues from where its hub stood when this client joined.
-        if (start.kind === 'reset') {
-          reset.push(this.channels[index]!);
-        } else {
-          this.positions[index] = start.after;
-          replays.push({ index, page: start.page });
-        }
-      });
-      if (this.closed) return;
-      if (reset.length > 0) {
-        this.transform.write(Buffer.from(streamResetText(reset, formatEventId(this.channels, this.positions))));
-      }
-      for (const { index, page } of replays) await this.replayChannel(index, page);
-    } catch {
-      // The store went away mid-replay: the client reconnects and resumes from what it got.
-      this.destroy();
-      return;
-    }
-    if (this.closed) return;
+  /** @internal */
+  goLive(): void {
     const deferred = this.deferred!;
     this.deferred = null;
     this.deferredBytes = 0;
     for (const frame of deferred) this.transform.write(frame);
-  }
-
-  /** Writes one channel's missed events in slices the socket can take, reading the store page by page. */
-  private async replayChannel(index: number, firstPage: HistoryPage): Promise<void> {
-    const channel = this.channels[index]!;
-    const sliceBytes = Math.max(4096, this.host.maxBufferBytes >> 2);
-    let page = firstPage;
-    while (page.events.length > 0 && !this.closed) {
-      const { events } = page;
-      let start = 0;
-      let bytes = 0;
-      for (let i = 0; i < events.length && !this.closed; i++) {
-        bytes += eventTextLength(channel, events[i]!);
-        if (bytes >= sliceBytes || i === events.length - 1) {
-          this.transform.write(replayFrame(channel, events.slice(start, i + 1), this.channels.length === 1));
-          start = i + 1;
-          bytes = 0;
-          await this.drained();
-        }
-      }
-      if (isLastPage(page) || this.closed) return;
-      page = await readPage(this.host.store, channel, this.positions[index]!);
-      if (page.gap) {
-        // Trimmed while this client was being replayed: it cannot catch up without a gap, so it starts over here.
-        this.positions[index] = this.hubs[index]!.position;
-        this.transform.write(Buffer.from(streamResetText([channel], formatEventId(this.channels, this.positions))));
-        return;
-      }
-    }
   }
 
   private defer(frame: HubFrame): void {
@@ -243,7 +163,7 @@ export class ResponseStream implements KeepAliveTarget {
    * Resolves once `res` has room again (or the stream closed). Bytes still in
    * the Transform flow to `res` on their own; only a full `res` is waited for.
    */
-  private drained(): Promise<void> {
+  drained(): Promise<void> {
     // `congested` also covers HTTP/2 compatibility responses, which have no writableNeedDrain.
     if (!this.congested && !this.res.writableNeedDrain) return new Promise((resolve) => setImmediate(resolve));
     return new Promise((resolve) => {
@@ -324,7 +244,7 @@ export class ResponseStream implements KeepAliveTarget {
   }
 
   /** The client is not reading, or cannot be served: end() would wait forever for the buffer to drain. */
-  private destroy(): void {
+  destroy(): void {
     this.close();
     this.res.destroy();
   }
@@ -363,11 +283,3 @@ function transformFrame(
 function writeTransformed(this: OwnedTransform, chunk: Buffer): void {
   this.owner.write(chunk);
 }
-
-/** Stored events as a hub would have sent them; only single-channel streams send a frame's shared bytes. */
-function replayFrame(channel: string, events: readonly StoredEvent[], singleChannel: boolean): HubFrame {
-  const wire = singleChannel ? Buffer.from(singleChannelText(channel, events)) : EMPTY;
-  return new HubFrame(channel, events, wire);
-}
-
-const EMPTY = Buffer.alloc(0);

@@ -1,4 +1,4 @@
-import { isLastPage, planReplay, readPage } from '../../delivery/replay.js';
+import { isLastPage, planReplay, readPage } from '../../delivery/replay-plan.js';
 import { streamOpenText, streamResetText } from '../../sse/encoder.js';
 import { formatEventId, type StreamPosition } from '../../sse/event-id.js';
 import { singleChannelText } from '../../sse/event-text.js';
