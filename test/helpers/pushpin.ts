@@ -2,11 +2,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { findOnPath, requireProgram } from './requirements.js';
+import { freePorts } from './server.js';
 
 /**
  * A real Pushpin, run in the foreground with its own scratch directory, so
@@ -116,22 +117,6 @@ export function requirePushpin(t: TestContext): boolean {
     pushpinAvailable(),
     'pushpin binary not found on PATH: GRIP tests against a real Pushpin cannot run (apt-get install pushpin)',
   );
-}
-
-/** Distinct free loopback ports, all held open until every one is known so none repeats. */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => {
-      const server = net.createServer();
-      return new Promise<net.Server>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve(server));
-      });
-    }),
-  );
-  const ports = servers.map((server) => (server.address() as AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
 }
 
 const READY_PATH = '/.pushpin-ready-probe';

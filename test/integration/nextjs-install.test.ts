@@ -22,10 +22,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { run, runOk } from '../helpers/child-process.js';
-import { assertCleanLog, eventData, NextServer, openClient, poll, withServerLog } from '../helpers/next-server.js';
+import { eventData, NextServer, openClient, runScenario } from '../helpers/next-server.js';
 import { packFreshCopy, repoRoot } from '../helpers/pack.js';
 import { freePort } from '../helpers/server.js';
-import type { RecordingEventSource } from '../helpers/sse-client.js';
 
 /** The app's files, as a user writes them from the README: one EventStream on globalThis, shared by every route. */
 const APP_FILES: Record<string, string> = {
@@ -117,11 +116,10 @@ after(async () => {
 async function serveAStream(command: 'start' | 'dev', label: string): Promise<void> {
   const server = new NextServer(nextBin, appDir, command, await freePort());
   servers.push(server);
-  const clients: RecordingEventSource[] = [];
   const compileMs = command === 'dev' ? 60_000 : 15_000;
-  try {
+  const channel = `${label}-${process.pid}`;
+  await runScenario(server, channel, async (clients) => {
     await server.ready(compileMs * 2);
-    const channel = `${label}-${process.pid}`;
     const viaApp = await openClient(`${server.url}/api/stream/${channel}`, clients, compileMs);
     const viaPages = await openClient(`${server.url}/api/events/${channel}`, clients, compileMs);
     assert.equal((await server.stats()).channels[channel], 2);
@@ -132,15 +130,7 @@ async function serveAStream(command: 'start' | 'dev', label: string): Promise<vo
     assert.deepEqual(eventData(viaApp), [{ built: label }]);
     assert.deepEqual(eventData(viaPages), [{ built: label }]);
 
-    for (const client of clients) client.close();
-    await poll(server.stats.bind(server), (stats) => stats.streams === 0, 10_000, 'every stream to be released');
-    assertCleanLog(server.log());
-  } catch (error) {
-    throw withServerLog(error, server);
-  } finally {
-    for (const client of clients) client.close();
-    await server.stop();
-  }
+  });
 }
 
 /** Builds the app; the build must not so much as mention ioredis (webpack turns what it cannot resolve into warnings). */

@@ -20,15 +20,14 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { onEarlyExit, runOk } from '../helpers/child-process.js';
-import { assertCleanLog, eventData, NextServer, openClient, poll, withServerLog } from '../helpers/next-server.js';
-import { openRaw, RecordingEventSource, until } from '../helpers/sse-client.js';
+import { eventData, NextServer, openClient, poll, runScenario } from '../helpers/next-server.js';
+import { openRaw, until } from '../helpers/sse-client.js';
+import { repoRoot } from '../helpers/pack.js';
 import { freePort } from '../helpers/server.js';
 
-const repoRoot = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 const exampleDir = join(repoRoot, 'examples', 'nextjs');
 const nextBin = join(exampleDir, 'node_modules', 'next', 'dist', 'bin', 'next');
 const libFile = join(exampleDir, 'lib', 'eventStream.js');
@@ -70,8 +69,7 @@ test('next start: the pages route and the app route serve one EventStream', { ti
   servers.push(server);
   await server.ready(30_000);
   const channel = `prod-${suffix}`;
-  const clients: RecordingEventSource[] = [];
-  try {
+  await runScenario(server, channel, async (clients) => {
     const viaPages = await openClient(`${server.url}/api/events/${channel}`, clients, 15_000);
     const viaApp = await openClient(`${server.url}/api/stream/${channel}`, clients, 15_000);
     // The stats route is a third bundle of lib/eventStream.js; it sees both subscribers.
@@ -109,17 +107,8 @@ test('next start: the pages route and the app route serve one EventStream', { ti
     }
     assert.equal((await server.publish(channel, 'not json')).status, 400);
     assert.equal((await server.publish(channel, '{}')).status, 400);
-
-    // Clients that leave are unsubscribed, on both routes.
-    for (const client of clients) client.close();
-    await poll(server.stats.bind(server), (stats) => stats.streams === 0 && stats.channels[channel] === undefined, 10_000, 'every stream to be released');
-    assertCleanLog(server.log());
-  } catch (error) {
-    throw withServerLog(error, server);
-  } finally {
-    for (const client of clients) client.close();
-    await server.stop();
-  }
+    // runScenario checks that clients that leave are unsubscribed, on both routes.
+  });
 });
 
 test('next dev: the singleton outlives a reload of every route', { timeout: 150_000 }, async () => {
@@ -128,50 +117,43 @@ test('next dev: the singleton outlives a reload of every route', { timeout: 150_
   // The first request compiles the app.
   await server.ready(60_000);
   const channel = `dev-${suffix}`;
-  const clients: RecordingEventSource[] = [];
   const original = readFileSync(libFile, 'utf8');
   let restoreOnExit = (): unknown => undefined;
   try {
-    const pagesBefore = await openClient(`${server.url}/api/events/${channel}`, clients, 60_000);
-    const appBefore = await openClient(`${server.url}/api/stream/${channel}`, clients, 60_000);
-    assert.equal((await server.publish(channel, JSON.stringify({ data: 'before' }))).status, 204);
-    await Promise.all([pagesBefore.waitFor(1), appBefore.waitFor(1)]);
+    await runScenario(server, channel, async (clients) => {
+      const pagesBefore = await openClient(`${server.url}/api/events/${channel}`, clients, 60_000);
+      const appBefore = await openClient(`${server.url}/api/stream/${channel}`, clients, 60_000);
+      assert.equal((await server.publish(channel, JSON.stringify({ data: 'before' }))).status, 204);
+      await Promise.all([pagesBefore.waitFor(1), appBefore.waitFor(1)]);
 
-    // Edit the module every route imports; each route evaluates it anew on its next request and says so.
-    const probe = `[eventstream-reload-probe ${suffix}]`;
-    const probes = (): number => server.log().split(probe).length - 1;
-    restoreOnExit = onEarlyExit(() => writeFileSync(libFile, original));
-    writeFileSync(libFile, `${original}\n// Added by test/integration/nextjs.test.ts to make Next.js reload this module.\nconsole.log(${JSON.stringify(probe)});\n`);
-    // Wait for the recompile: the stats route runs the edited module.
-    await poll(async () => (await server.stats(), probes()), (count) => count > 0, 60_000, 'the edited module to run');
+      // Edit the module every route imports; each route evaluates it anew on its next request and says so.
+      const probe = `[eventstream-reload-probe ${suffix}]`;
+      const probes = (): number => server.log().split(probe).length - 1;
+      restoreOnExit = onEarlyExit(() => writeFileSync(libFile, original));
+      writeFileSync(libFile, `${original}\n// Added by test/integration/nextjs.test.ts to make Next.js reload this module.\nconsole.log(${JSON.stringify(probe)});\n`);
+      // Wait for the recompile: the stats route runs the edited module.
+      await poll(async () => (await server.stats(), probes()), (count) => count > 0, 60_000, 'the edited module to run');
 
-    // The publish route, reloaded by this very request, reaches the clients of the routes as they were before.
-    const beforePublish = probes();
-    assert.equal((await server.publish(channel, JSON.stringify({ data: 'after reload' }))).status, 204);
-    await until(() => probes() > beforePublish, 10_000, 'the publish route to run the edited module');
-    await Promise.all([pagesBefore.waitFor(2), appBefore.waitFor(2)]);
+      // The publish route, reloaded by this very request, reaches the clients of the routes as they were before.
+      const beforePublish = probes();
+      assert.equal((await server.publish(channel, JSON.stringify({ data: 'after reload' }))).status, 204);
+      await until(() => probes() > beforePublish, 10_000, 'the publish route to run the edited module');
+      await Promise.all([pagesBefore.waitFor(2), appBefore.waitFor(2)]);
 
-    // Clients of the reloaded stream routes join the same instance.
-    const beforeConnect = probes();
-    const pagesAfter = await openClient(`${server.url}/api/events/${channel}`, clients, 60_000);
-    const appAfter = await openClient(`${server.url}/api/stream/${channel}`, clients, 60_000);
-    await until(() => probes() >= beforeConnect + 2, 10_000, 'both stream routes to run the edited module');
-    assert.equal((await server.stats()).channels[channel], 4);
-    assert.equal((await server.publish(channel, JSON.stringify({ data: 'to all' }))).status, 204);
-    await Promise.all([pagesBefore.waitFor(3), appBefore.waitFor(3), pagesAfter.waitFor(1), appAfter.waitFor(1)]);
-    assert.deepEqual(eventData(pagesBefore), ['before', 'after reload', 'to all']);
-    assert.deepEqual(eventData(appBefore), ['before', 'after reload', 'to all']);
-    assert.deepEqual(eventData(pagesAfter), ['to all']);
-    assert.deepEqual(eventData(appAfter), ['to all']);
-
-    for (const client of clients) client.close();
-    await poll(server.stats.bind(server), (stats) => stats.streams === 0 && stats.channels[channel] === undefined, 10_000, 'every stream to be released');
-    assertCleanLog(server.log());
-  } catch (error) {
-    throw withServerLog(error, server);
+      // Clients of the reloaded stream routes join the same instance.
+      const beforeConnect = probes();
+      const pagesAfter = await openClient(`${server.url}/api/events/${channel}`, clients, 60_000);
+      const appAfter = await openClient(`${server.url}/api/stream/${channel}`, clients, 60_000);
+      await until(() => probes() >= beforeConnect + 2, 10_000, 'both stream routes to run the edited module');
+      assert.equal((await server.stats()).channels[channel], 4);
+      assert.equal((await server.publish(channel, JSON.stringify({ data: 'to all' }))).status, 204);
+      await Promise.all([pagesBefore.waitFor(3), appBefore.waitFor(3), pagesAfter.waitFor(1), appAfter.waitFor(1)]);
+      assert.deepEqual(eventData(pagesBefore), ['before', 'after reload', 'to all']);
+      assert.deepEqual(eventData(appBefore), ['before', 'after reload', 'to all']);
+      assert.deepEqual(eventData(pagesAfter), ['to all']);
+      assert.deepEqual(eventData(appAfter), ['to all']);
+    });
   } finally {
-    for (const client of clients) client.close();
-    await server.stop();
     writeFileSync(libFile, original);
     restoreOnExit();
   }

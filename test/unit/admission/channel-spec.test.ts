@@ -45,7 +45,7 @@ test('channel spec: {param} tokens come from params first, then the query (objec
 
 test('channel spec: a missing, empty or repeated parameter is a 400 naming it', async () => {
   const refusal = async (values: RouteValues, message: RegExp): Promise<void> => {
-    await assert.rejects(resolve('room-{id}', values), (error: unknown) => {
+    await assert.rejects(async () => resolve('room-{id}', values), (error: unknown) => {
       assert.ok(error instanceof HttpRequestError);
       assert.equal(error.status, 400);
       assert.match(error.message, message);

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { HubRegistry } from '../../../src/delivery/hub-registry.js';
 import type { HubFrame } from '../../../src/delivery/hub-frame.js';
+import { deferred } from '../../helpers/deferred.js';
 import { MemoryEventStore } from '../../../src/stores/memory-store.js';
 import type { EventStore, HistoryPage, StoredEvent, StoreListener, StoreLossListener, StoreWatch } from '../../../src/stores/event-store.js';
 
@@ -19,7 +20,7 @@ class SharedTestStore implements EventStore {
     lost: StoreLossListener | undefined;
     closed: boolean;
     live: (position: number) => void;
-    fail: (error: Error) => void;
+    fail: (error: unknown) => void;
   }> = [];
   private readonly heads = new Map<string, number>();
 
@@ -40,16 +41,11 @@ class SharedTestStore implements EventStore {
   }
 
   watch(channel: string, listener: StoreListener, lost?: StoreLossListener): StoreWatch {
-    let live!: (position: number) => void;
-    let fail!: (error: Error) => void;
-    const ready = new Promise<number>((resolve, reject) => {
-      live = resolve;
-      fail = reject;
-    });
-    const entry = { channel, listener, lost, closed: false, live, fail };
+    const ready = deferred<number>();
+    const entry = { channel, listener, lost, closed: false, live: ready.resolve, fail: ready.reject };
     this.watches.push(entry);
     return {
-      ready,
+      ready: ready.promise,
       close: () => {
         entry.closed = true;
       },
