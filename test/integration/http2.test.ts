@@ -25,8 +25,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { EventStream } from '../../../../src/index.js';
-import { until } from '../../../helpers/sse-client.js';
+import { EventStream } from '../../src/index.js';
+import { until } from '../helpers/sse-client.js';
 
 const CONNECTION_SPECIFIC_HEADERS = ['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection'];
 
