@@ -53,21 +53,42 @@ export async function runOk(command: string, args: string[], cwd: string, timeou
   return result;
 }
 
-/** Live (not zombie) processes whose process group is `pgid`. */
-export function groupMembers(pgid: number): number[] {
+/** Live (not zombie) processes whose process group (`pgrp`) or session is `id`, as /proc tells. */
+function processesOf(field: 'pgrp' | 'session', id: number): number[] {
+  // Fields after the parenthesized command: state ppid pgrp session ...
+  const index = field === 'pgrp' ? 2 : 3;
   const members: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      // Fields after the parenthesized command: state ppid pgrp ...
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid && fields[0] !== 'Z') members.push(Number(entry));
+      if (Number(fields[index]) === id && fields[0] !== 'Z') members.push(Number(entry));
     } catch {
       // Exited meanwhile.
     }
   }
   return members;
+}
+
+/** Live processes whose process group is `pgid`. */
+export function groupMembers(pgid: number): number[] {
+  return processesOf('pgrp', pgid);
+}
+
+/**
+ * SIGKILL to every process of the session `sid` leads. A signal to a process
+ * group does not do for a program whose children each start a group of their
+ * own in its session (Pushpin's runner and condure, zurl, proxy, handler).
+ */
+export function killSession(sid: number): void {
+  for (const pid of processesOf('session', sid)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
 }
 
 function killGroup(pgid: number, signal: NodeJS.Signals): void {

@@ -108,6 +108,31 @@ export function withServerLog(error: unknown, server: NextServer): unknown {
   return error;
 }
 
+/**
+ * Runs `scenario` on a server, then closes its clients, waits until the
+ * server released every stream of `channel` and checks its log; a failure
+ * carries what the server printed. The server is stopped after, whatever
+ * happened.
+ */
+export async function runScenario(
+  server: NextServer,
+  channel: string,
+  scenario: (clients: RecordingEventSource[]) => Promise<void>,
+): Promise<void> {
+  const clients: RecordingEventSource[] = [];
+  try {
+    await scenario(clients);
+    for (const client of clients) client.close();
+    await poll(server.stats.bind(server), (stats) => stats.streams === 0 && stats.channels[channel] === undefined, 10_000, 'every stream to be released');
+    assertCleanLog(server.log());
+  } catch (error) {
+    throw withServerLog(error, server);
+  } finally {
+    for (const client of clients) client.close();
+    await server.stop();
+  }
+}
+
 /** Reads `read()` until `done` holds of its value, at most `timeoutMs`; the error shows the last value. */
 export async function poll<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -1,12 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
+import { killSession } from './child-process.js';
 import { findOnPath, requireProgram } from './requirements.js';
+import { freePorts } from './server.js';
 
 /**
  * A real Pushpin, run in the foreground with its own scratch directory, so
@@ -56,43 +58,6 @@ export interface RunningPushpin {
 const READY_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 5_000;
 
-/**
- * Processes of a Pushpin: the runner is spawned detached, so it leads its own
- * session, and its children (condure, zurl, proxy, handler) stay in that
- * session although each gets its own process group.
- */
-function sessionMembers(sid: number): number[] {
-  const members: number[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return [sid];
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      // Fields after the parenthesized command: state ppid pgrp session ...
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[3]) === sid) members.push(Number(entry));
-    } catch {
-      // Exited meanwhile.
-    }
-  }
-  return members;
-}
-
-function killSession(sid: number): void {
-  for (const pid of sessionMembers(sid)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
-}
-
 /** Pushpins not yet stopped, so a crashing test process does not leave them running. */
 const running = new Map<ChildProcess, string>();
 process.once('exit', () => {
@@ -116,22 +81,6 @@ export function requirePushpin(t: TestContext): boolean {
     pushpinAvailable(),
     'pushpin binary not found on PATH: GRIP tests against a real Pushpin cannot run (apt-get install pushpin)',
   );
-}
-
-/** Distinct free loopback ports, all held open until every one is known so none repeats. */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => {
-      const server = net.createServer();
-      return new Promise<net.Server>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve(server));
-      });
-    }),
-  );
-  const ports = servers.map((server) => (server.address() as AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
 }
 
 const READY_PATH = '/.pushpin-ready-probe';
