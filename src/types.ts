@@ -43,6 +43,35 @@ export type EventStreamHandler<TRequest extends NodeRequest = NodeRequest> = (
 
 type Awaitable<T> = T | Promise<T>;
 
+// ---- Access control ----
+
+/**
+ * What `authorize` decides for a request: `true` (allowed), `false` (refused
+ * with a plain-text 403), or `{ until }`: allowed until that time (epoch
+ * milliseconds), when the stream is told `stream-close` with reason
+ * `expired` and ended, so the client reconnects and is authorized afresh.
+ */
+export type Authorization = boolean | { readonly until: number };
+
+/**
+ * Decides whether `request` may listen to `channels` (resolved and checked
+ * names). `request` is the Node `req` for middleware and `run`, the web
+ * `Request` for `fetchHandler` and `respond`. Throw an `HttpRequestError` to
+ * answer with its status and message (a 401, say); any other throw goes to
+ * `next(err)`, else a 500. It runs before any header is sent, for direct and
+ * for proxied requests, and for every reconnection.
+ */
+export type AuthorizeFunction<TRequest = NodeRequest | Request> = (
+  request: TRequest,
+  channels: readonly string[],
+) => Awaitable<Authorization>;
+
+/** Options of one route (`eventStream(spec, options)`, `run`, `fetchHandler`, `respond`). */
+export interface RouteOptions<TRequest = NodeRequest | Request> {
+  /** Overrides the instance's `authorize` for this route. */
+  authorize?: AuthorizeFunction<TRequest>;
+}
+
 /**
  * Which channels a request listens to: a name, a list of names, templates
  * with `{param}` tokens filled from the route (`req.params`, Express; the
