@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { holdInstructions } from '../../../../src/adapters/grip/hold-instructions.js';
 
-test('hold: a plain hold names the channels, keeps the stream headers and sizes the first body in bytes', () => {
+test('hold: a plain hold names the channels, sends the direct stream\'s headers and sizes the first body in bytes', () => {
   const body = 'retry: 2000\ndata: é\n\n';
   assert.deepEqual(holdInstructions({ gripChannels: ['p-a', 'p-b'], positions: null, body, link: null, keepAliveMs: 0 }), {
     headers: {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
+      'x-accel-buffering': 'no',
       'grip-hold': 'stream',
       'grip-channel': 'p-a, p-b',
       'content-length': String(Buffer.byteLength(body)),
