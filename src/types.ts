@@ -157,6 +157,12 @@ export interface ChannelEventWritable<TEvent = ServerSentEvent> extends Writable
 // ---- Options ----
 
 export interface EventStreamOptions {
+  /**
+   * Who may listen: called for every stream request (direct, proxied, and
+   * every reconnection) before any header is sent. See AuthorizeFunction;
+   * a route's own `authorize` overrides it. Default: everyone may.
+   */
+  authorize?: AuthorizeFunction;
   /** GRIP proxy configuration; absent or null serves every stream directly. */
   grip?: GripOption | null;
   /** Prefix of every GRIP channel name. Default `'events-'`. */
@@ -307,6 +313,14 @@ export interface EventStore {
    * `lost` with the position the watch continues from instead.
    */
   watch?(channel: string, listener: StoreListener, lost?: StoreLossListener): StoreWatch;
+  /**
+   * Shared stores: asks every process sharing the store (this one
+   * included) to end its streams on `channel` with `reason`; resolves once
+   * each process that watches disconnects has done so.
+   */
+  disconnect?(channel: string, reason: string): Promise<void>;
+  /** Shared stores: calls `listener` for every disconnect asked in any process; returns what stops it. */
+  watchDisconnects?(listener: (channel: string, reason: string) => void): () => void;
   /** Releases connections and timers. */
   close?(): MaybePromise<void>;
 }

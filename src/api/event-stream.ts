@@ -5,9 +5,11 @@ import { serveWebRequest } from '../adapters/web/web-handler.js';
 import { assertChannelName } from '../admission/channel-names.js';
 import { compileChannelSpec, type RouteValues } from '../admission/channel-spec.js';
 import { EventStreamCore, type ProxyGatewayFactory } from '../core/event-stream-core.js';
-import { resolveOptions, type ResolvedOptions } from '../core/options.js';
-import { HttpRequestError, InvalidArgumentError } from '../errors.js';
+import { checkOptionKeys, type OptionKeys } from '../common/option-checks.js';
+import { checkAuthorize, resolveOptions, type ResolvedOptions } from '../core/options.js';
+import { HttpRequestError, InvalidArgumentError, InvalidOptionError } from '../errors.js';
 import type {
+  AuthorizeFunction,
   ChannelEventWritable,
   ChannelSpec,
   EventMap,
@@ -17,6 +19,7 @@ import type {
   EventStreamStats,
   NextFunction,
   NodeRequest,
+  RouteOptions,
   SseRequest,
   SseResponse,
   WebEventStreamHandler,
@@ -41,6 +44,16 @@ async function webRouteValues(request: Request, context: WebRouteContext | undef
   return { params: await context?.params, query: new URL(request.url).searchParams };
 }
 
+/** A route's `authorize`, else the instance's. */
+function routeAuthorize(core: EventStreamCore, options: RouteOptions<never> | undefined, owner: string): AuthorizeFunction | null {
+  if (options === undefined || options === null) return core.options.authorize;
+  if (typeof options !== 'object') throw new InvalidOptionError(`${owner}: options must be an object`);
+  checkOptionKeys(options, ROUTE_OPTION_KEYS, owner);
+  return checkAuthorize(options.authorize, `${owner}: authorize`) ?? core.options.authorize;
+}
+
+const ROUTE_OPTION_KEYS = { authorize: true } as const satisfies OptionKeys<RouteOptions>;
+
 /** The GRIP adapter behind the core's proxy gateway, when `options.grip` names proxies. */
 function gripGateway(options: ResolvedOptions): ProxyGatewayFactory | null {
   const { grip } = options;
@@ -56,9 +69,9 @@ type ChannelFunction<TRequest> = Extract<ChannelSpec<TRequest>, (...args: never[
 
 export interface EventStream<TEvents extends object = EventMap> {
   /** Builds middleware serving the channels `spec` names; same as `eventStream.route(spec)`. */
-  (spec: ChannelNames): EventStreamHandler;
-  (spec: ChannelFunction<SseRequest>): EventStreamHandler;
-  <TRequest extends NodeRequest>(spec: ChannelFunction<TRequest>): EventStreamHandler<TRequest>;
+  (spec: ChannelNames, options?: RouteOptions<NodeRequest>): EventStreamHandler;
+  (spec: ChannelFunction<SseRequest>, options?: RouteOptions<SseRequest>): EventStreamHandler;
+  <TRequest extends NodeRequest>(spec: ChannelFunction<TRequest>, options?: RouteOptions<TRequest>): EventStreamHandler<TRequest>;
 }
 
 /**
@@ -71,8 +84,8 @@ export class EventStream<TEvents extends object = EventMap> {
     const resolved = resolveOptions(options);
     const core = new EventStreamCore(resolved, gripGateway(resolved));
     // The instance is a function so `eventStream('chan')` works; its prototype makes it an EventStream too.
-    const instance = function eventStream(spec: ChannelSpec<NodeRequest>): EventStreamHandler<NodeRequest> {
-      return instance.route(spec as ChannelFunction<NodeRequest>);
+    const instance = function eventStream(spec: ChannelSpec<NodeRequest>, options?: RouteOptions<NodeRequest>): EventStreamHandler<NodeRequest> {
+      return instance.route(spec as ChannelFunction<NodeRequest>, options);
     } as unknown as EventStream<TEvents>;
     Object.setPrototypeOf(instance, new.target.prototype);
     cores.set(instance, core);
@@ -89,14 +102,15 @@ export class EventStream<TEvents extends object = EventMap> {
    * A channel function's `req` is an SseRequest (`req.params.room` is a
    * string) unless annotated with the framework's own request type.
    */
-  route(spec: ChannelNames): EventStreamHandler;
-  route(spec: ChannelFunction<SseRequest>): EventStreamHandler;
-  route<TRequest extends NodeRequest>(spec: ChannelFunction<TRequest>): EventStreamHandler<TRequest>;
-  route<TRequest extends NodeRequest>(spec: ChannelSpec<TRequest>): EventStreamHandler<TRequest> {
+  route(spec: ChannelNames, options?: RouteOptions<NodeRequest>): EventStreamHandler;
+  route(spec: ChannelFunction<SseRequest>, options?: RouteOptions<SseRequest>): EventStreamHandler;
+  route<TRequest extends NodeRequest>(spec: ChannelFunction<TRequest>, options?: RouteOptions<TRequest>): EventStreamHandler<TRequest>;
+  route<TRequest extends NodeRequest>(spec: ChannelSpec<TRequest>, options?: RouteOptions<TRequest>): EventStreamHandler<TRequest> {
     const core = coreOf(this);
     const resolve = compileChannelSpec<TRequest, never>(spec, nodeRouteValues, core.options);
+    const authorize = routeAuthorize(core, options, 'eventStream(spec, options)');
     return (req: TRequest, res: SseResponse, next?: NextFunction): Promise<void> =>
-      serveNodeRequest(core, req, res, () => resolve(req, undefined as never)).catch((error: unknown) => {
+      serveNodeRequest(core, req, res, () => resolve(req, undefined as never), authorize).catch((error: unknown) => {
         // Admission answers refusals itself; one raised later is still the client's answer, never an error page.
         if (error instanceof HttpRequestError) respondPlainText(res, error.status, error.message);
         else if (typeof next === 'function') next(error);
@@ -110,8 +124,9 @@ export class EventStream<TEvents extends object = EventMap> {
    * was refused with a 4xx; the stream then lives until the client leaves or
    * `close()` is called. Rejects only on unexpected errors.
    */
-  run(req: NodeRequest, res: SseResponse, channels: ChannelNames): Promise<void> {
-    return serveNodeRequest(coreOf(this), req, res, () => channels);
+  run<TRequest extends NodeRequest>(req: TRequest, res: SseResponse, channels: ChannelNames, options?: RouteOptions<TRequest>): Promise<void> {
+    const core = coreOf(this);
+    return serveNodeRequest(core, req, res, () => channels, routeAuthorize(core, options, 'run(req, res, channels, options)'));
   }
 
   /**
@@ -120,15 +135,35 @@ export class EventStream<TEvents extends object = EventMap> {
    * (Next.js App Router), then the URL's query. Refusals are plain-text
    * Responses; unexpected errors reject.
    */
-  fetchHandler(spec: ChannelSpec<Request, WebRouteContext | undefined>): WebEventStreamHandler {
+  fetchHandler(spec: ChannelSpec<Request, WebRouteContext | undefined>, options?: RouteOptions<Request>): WebEventStreamHandler {
     const core = coreOf(this);
     const resolve = compileChannelSpec<Request, WebRouteContext | undefined>(spec, webRouteValues, core.options);
-    return (request, context) => serveWebRequest(core, request, () => resolve(request, context));
+    const authorize = routeAuthorize(core, options, 'fetchHandler(spec, options)');
+    return (request, context) => serveWebRequest(core, request, () => resolve(request, context), authorize);
   }
 
   /** Serves `channels` on a web-standard Request; the web counterpart of `run`. */
-  respond(request: Request, channels: ChannelNames): Promise<Response> {
-    return serveWebRequest(coreOf(this), request, () => channels);
+  respond(request: Request, channels: ChannelNames, options?: RouteOptions<Request>): Promise<Response> {
+    const core = coreOf(this);
+    return serveWebRequest(core, request, () => channels, routeAuthorize(core, options, 'respond(request, channels, options)'));
+  }
+
+  /**
+   * Ends every stream subscribed to `channel`, telling each
+   * `event: stream-close` with `data: {"reason": ...}` first (default
+   * `"disconnected"`): in this process, in every process sharing the store,
+   * and every stream a GRIP proxy holds. Clients reconnect and meet
+   * `authorize` again, so revoking a right and disconnecting its channel is
+   * how access is taken away. Resolves once all of them were told and ended.
+   */
+  disconnect(channel: string, options?: { reason?: string }): Promise<void> {
+    const core = coreOf(this);
+    assertChannelName(channel, core.options);
+    const reason = options?.reason ?? 'disconnected';
+    if (typeof reason !== 'string' || reason.length === 0 || reason.length > 200) {
+      throw new InvalidArgumentError('disconnect: reason must be a non-empty string of at most 200 characters');
+    }
+    return core.disconnect(channel, reason);
   }
 
   /** Publishes one event; resolves when it has been handed to local subscribers and every GRIP proxy. */

@@ -1,4 +1,5 @@
 import { assertChannelName } from '../admission/channel-names.js';
+import { type Access, closingTime } from '../admission/access.js';
 import type { StreamPosition } from '../sse/event-id.js';
 import { ChannelWritable } from '../delivery/channel-writable.js';
 import type { EventSink } from '../delivery/event-sink.js';
@@ -15,6 +16,10 @@ import type { EventStreamStats, ServerSentEvent } from '../types.js';
 import type { ResolvedOptions } from './options.js';
 import type { ProxyGateway } from './proxy-gateway.js';
 import { PublishWritables } from './publish-writables.js';
+
+function expire(stream: ResponseStream): void {
+  stream.closeWith('expired');
+}
 
 /** Builds the proxy gateway once the store is known (the gateway reads it for held streams). */
 export type ProxyGatewayFactory = (store: EventStore) => ProxyGateway;
@@ -38,6 +43,10 @@ export class EventStreamCore implements ResponseStreamHost {
   private readonly metrics = { eventsPublished: 0, slowClientsDropped: 0 };
   private readonly streams = new Set<ResponseStream>();
   private readonly publishWritables: PublishWritables;
+  /** Only streams allowed until some time have one; most streams cost nothing here. */
+  private readonly expiryTimers = new Map<ResponseStream, NodeJS.Timeout>();
+  /** Stops the shared store's disconnect notices. */
+  private readonly unwatchDisconnects: (() => void) | null;
   private isClosed = false;
 
   constructor(options: ResolvedOptions, createProxy: ProxyGatewayFactory | null) {
@@ -50,6 +59,10 @@ export class EventStreamCore implements ResponseStreamHost {
     this.proxy = createProxy === null ? null : createProxy(this.store);
     this.keepAliveClock =
       options.keepAliveInterval > 0 ? new KeepAliveClock(options.keepAliveInterval, this.streams) : null;
+    this.unwatchDisconnects =
+      this.store.shared && this.store.watchDisconnects !== undefined
+        ? this.store.watchDisconnects((channel, reason) => this.disconnectHere(channel, reason))
+        : null;
     this.publishWritables = new PublishWritables(
       (channel) => this.openWritable(channel, undefined, true),
       () => this.isClosed,
@@ -86,13 +99,50 @@ export class EventStreamCore implements ResponseStreamHost {
     for (const hub of hubs) this.hubs.release(hub);
   }
 
-  /** Subscribes a sink whose headers are already out to prepared hubs, replaying first when resuming. */
-  openStream(sink: EventSink, hubs: readonly ChannelHub[], resume: StreamPosition | null): void {
-    this.streams.add(new ResponseStream(sink, hubs, this, resume));
+  /**
+   * Subscribes a sink whose headers are already out to prepared hubs,
+   * replaying first when resuming. A stream allowed only until some time is
+   * closed (`stream-close`, reason `expired`) at its closing time.
+   */
+  openStream(sink: EventSink, hubs: readonly ChannelHub[], resume: StreamPosition | null, access: Access): void {
+    const stream = new ResponseStream(sink, hubs, this, resume);
+    this.streams.add(stream);
     this.keepAliveClock?.streamAdded();
+    if (access.until !== null && !stream.closed) {
+      const now = Date.now();
+      const timer = setTimeout(expire, closingTime(access.until, now) - now, stream);
+      timer.unref();
+      this.expiryTimers.set(stream, timer);
+    }
+  }
+
+  /**
+   * Ends every stream on `channel` after telling it why: in this process,
+   * through a shared store in every process that shares it (this one
+   * included), and through the proxies for the streams they hold.
+   */
+  async disconnect(channel: string, reason: string): Promise<void> {
+    if (this.isClosed) throw new EventStreamClosedError();
+    const done: Array<Promise<void>> = [];
+    if (this.store.shared && this.store.disconnect !== undefined) done.push(this.store.disconnect(channel, reason));
+    else this.disconnectHere(channel, reason);
+    if (this.proxy !== null) done.push(this.proxy.disconnect(channel, reason));
+    await Promise.all(done);
+  }
+
+  /** Ends this process's streams on `channel`; the shared store calls it for a disconnect asked anywhere. */
+  disconnectHere(channel: string, reason: string): void {
+    for (const stream of [...this.streams]) {
+      if (stream.channels.includes(channel)) stream.closeWith(reason);
+    }
   }
 
   streamClosed(stream: ResponseStream): void {
+    const timer = this.expiryTimers.get(stream);
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      this.expiryTimers.delete(stream);
+    }
     this.streams.delete(stream);
     this.keepAliveClock?.streamRemoved();
     for (const hub of stream.hubs) this.hubs.release(hub);
@@ -158,6 +208,7 @@ export class EventStreamCore implements ResponseStreamHost {
     this.publishWritables.destroyAll();
     this.hubs.destroyAll();
     this.keepAliveClock?.stop();
+    this.unwatchDisconnects?.();
     if (this.ownsStore) void this.store.close?.();
   }
 }

@@ -5,10 +5,11 @@ import type { GripOption } from '../types.js';
 import { channelNameProblem } from '../admission/channel-names.js';
 import type { EventStore } from '../types.js';
 import { checkOptionKeys, integerOption, type OptionKeys } from '../common/option-checks.js';
-import type { EventStreamOptions } from '../types.js';
+import type { AuthorizeFunction, EventStreamOptions } from '../types.js';
 
 
 export interface ResolvedOptions {
+  authorize: AuthorizeFunction | null;
   grip: GripOption | null;
   gripPrefix: string;
   gripReliable: boolean;
@@ -44,6 +45,7 @@ const OPTION_KEYS = {
   maxChannelsPerRequest: true,
   serializeData: true,
   store: true,
+  authorize: true,
 } as const satisfies OptionKeys<EventStreamOptions>;
 
 export function resolveOptions(options: EventStreamOptions | null | undefined): ResolvedOptions {
@@ -74,6 +76,7 @@ export function resolveOptions(options: EventStreamOptions | null | undefined): 
     );
   }
   return {
+    authorize: checkAuthorize(given.authorize, 'options.authorize'),
     grip,
     gripPrefix,
     gripReliable,
@@ -99,4 +102,11 @@ function checkStore(store: unknown): EventStore | null {
     throw new InvalidOptionError('options.store is shared but has no watch() method');
   }
   return store as EventStore;
+}
+
+/** An `authorize` option, instance-wide or per route: a function, or absent. */
+export function checkAuthorize(value: unknown, label: string): AuthorizeFunction | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'function') throw new InvalidOptionError(`${label} must be a function (request, channels) => boolean | { until }`);
+  return value as AuthorizeFunction;
 }

@@ -1,3 +1,4 @@
+import type { Access } from '../admission/access.js';
 import type { StreamPosition } from '../sse/event-id.js';
 import type { RemotePublisher } from '../delivery/channel-writable.js';
 
@@ -19,9 +20,26 @@ export interface ProxyGateway extends RemotePublisher {
    * Hold instructions for a proxied request on `channels`, with what a
    * resuming client (`resume`) or the recovering proxy (`gripLast`, the
    * proxy's `Grip-Last` header) missed. `url` (path and query) is where the
-   * proxy recovers missed events later. Rejects when the store cannot be read.
+   * proxy recovers missed events later; `access` is what the request was
+   * allowed. Rejects when the store cannot be read.
    */
-  hold(channels: readonly string[], resume: StreamPosition | null, gripLast: string | undefined, url: string): Promise<HoldInstructions>;
+  hold(
+    channels: readonly string[],
+    resume: StreamPosition | null,
+    gripLast: string | undefined,
+    url: string,
+    access: Access,
+  ): Promise<HoldInstructions>;
+  /**
+   * The answer when the request is the proxy fetching a link this origin
+   * gave a held stream (to recover missed events, or to check on an idle
+   * stream); undefined when it is not such a request. Its channels and
+   * access come from the link, which rejects with a 403 HttpRequestError
+   * when this origin did not sign it.
+   */
+  followLink(url: string, gripLast: string | undefined): Promise<HoldInstructions | undefined>;
+  /** Ends every stream the proxies hold on `channel`, with a `stream-close` telling why first. */
+  disconnect(channel: string, reason: string): Promise<void>;
   /** Stops every call to the proxies in flight; later publishes fail. */
   close(): void;
 }

@@ -1,3 +1,4 @@
+import { type Access, authorizeRequest } from '../admission/access.js';
 import { acceptsEventStream } from '../admission/accept.js';
 import { checkRequestChannels } from '../admission/request-channels.js';
 import { parseEventId } from '../admission/resume-position.js';
@@ -6,12 +7,17 @@ import type { EventSink } from '../delivery/event-sink.js';
 import { EventStoreError, EventStreamClosedError, HttpRequestError } from '../errors.js';
 import { retryLaterText } from '../sse/encoder.js';
 import type { EventStreamCore } from './event-stream-core.js';
+import type { AuthorizeFunction, NodeRequest } from '../types.js';
 import type { HoldInstructions } from './proxy-gateway.js';
 
 type HeaderValue = string | string[] | undefined | null;
 
 /** What a transport adapter read from one request; all the pipeline needs to decide. */
 export interface StreamRequest {
+  /** The request as the transport has it (Node `req`, web `Request`): what `authorize` is given. */
+  readonly source: NodeRequest | Request;
+  /** Who may listen: the route's `authorize`, else the instance's, else null (everyone). */
+  readonly authorize: AuthorizeFunction | null;
   readonly method: string | undefined;
   readonly accept: HeaderValue;
   readonly gripSig: HeaderValue;
@@ -61,7 +67,7 @@ export type Admission =
   | { readonly kind: 'refuse'; readonly status: number; readonly message: string }
   | { readonly kind: 'hold'; readonly instructions: HoldInstructions }
   | { readonly kind: 'retry-later'; readonly reason: RetryReason }
-  | { readonly kind: 'stream'; readonly channels: string[]; readonly resume: StreamPosition | null };
+  | { readonly kind: 'stream'; readonly channels: string[]; readonly resume: StreamPosition | null; readonly access: Access };
 
 /**
  * Why a stream cannot start now. The client gets a 200 event stream that
@@ -80,7 +86,7 @@ const RETRY_LATER_MS = 2000;
 
 /**
  * The one request pipeline every transport adapter drives: admission
- * (accept, channels, resume position), then a refusal, GRIP hold
+ * (accept, channels, resume position, authorization), then a refusal, GRIP hold
  * instructions, a retry-later answer, a HEAD answer, or an open stream.
  * The adapter only translates each answer to its transport.
  */
@@ -113,7 +119,7 @@ export async function serveStreamRequest<Answer, Sink extends EventSink>(
         return transport.abandoned();
       }
       const sink = transport.openSink();
-      core.openStream(sink, hubs, admission.resume);
+      core.openStream(sink, hubs, admission.resume, admission.access);
       return transport.opened(sink);
     }
   }
@@ -126,15 +132,22 @@ export async function admit(core: EventStreamCore, request: StreamRequest): Prom
     if (!acceptsEventStream(request.accept ?? undefined)) {
       throw new HttpRequestError(406, 'Not Acceptable: this endpoint only serves text/event-stream.');
     }
+    const { proxy } = core;
+    const proxied = proxy !== null && (await proxy.isProxied(firstValue(request.gripSig)));
+    if (proxied) {
+      // The proxy following a held stream's link: what the stream may do travels in the link, not in credentials.
+      const followUp = await proxy!.followLink(request.url, firstValue(request.gripLast));
+      if (followUp !== undefined) return { kind: 'hold', instructions: followUp };
+    }
     const channels = checkRequestChannels(await request.resolveChannels(), core.options);
     // The query parameter is for clients that cannot set headers (a resumed page building its own EventSource URL).
     const lastEventId = firstValue(request.lastEventId ?? lastEventIdParameter(request.url));
     const resume = lastEventId ? parseEventId(lastEventId, core.options) : null;
-    const { proxy } = core;
-    if (proxy !== null && (await proxy.isProxied(firstValue(request.gripSig)))) {
-      return { kind: 'hold', instructions: await proxy.hold(channels, resume, firstValue(request.gripLast), request.url) };
+    const access = await authorizeRequest(request.authorize, request.source, channels, Date.now());
+    if (proxied) {
+      return { kind: 'hold', instructions: await proxy!.hold(channels, resume, firstValue(request.gripLast), request.url, access) };
     }
-    return { kind: 'stream', channels, resume };
+    return { kind: 'stream', channels, resume, access };
   } catch (error) {
     if (error instanceof HttpRequestError) return { kind: 'refuse', status: error.status, message: error.message };
     if (error instanceof EventStoreError) return { kind: 'retry-later', reason: 'store-unavailable' };

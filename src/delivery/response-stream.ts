@@ -1,6 +1,6 @@
 import type { Transform } from 'readable-stream';
 import { transform } from 'through2';
-import { KEEP_ALIVE_TEXT, streamOpenText } from '../sse/encoder.js';
+import { KEEP_ALIVE_TEXT, streamCloseText, streamOpenText } from '../sse/encoder.js';
 import { formatEventId, type StreamPosition } from '../sse/event-id.js';
 import type { EventStore } from '../types.js';
 import { clientBytes } from './client-ids.js';
@@ -124,6 +124,14 @@ export class ResponseStream implements KeepAliveTarget, ReplayTarget {
     this.flushPending();
     this.close();
     this.res.end();
+  }
+
+  /** Tells the client why its stream ends (`stream-close`), then ends it: access expired or was revoked. */
+  closeWith(reason: string): void {
+    if (this.closed) return;
+    this.flushPending();
+    this.transform.push(Buffer.from(streamCloseText(reason)));
+    this.end();
   }
 
   sendKeepAlive(): void {

@@ -139,4 +139,14 @@ export function retryLaterText(retry: number, reason: string): string {
 export function streamResetText(channels: readonly string[], id: string): string {
   return `event: stream-reset\ndata: ${JSON.stringify({ channels })}\nid: ${id}\n\n`;
 }
+
+/**
+ * Tells the client why its stream ends now (`expired`: its access ran out;
+ * `disconnected` or the app's reason: revoked). No id: the client resumes
+ * from its last event when it reconnects, and meets authorization again.
+ */
+export function streamCloseText(reason: string): string {
+  return `event: stream-close\ndata: ${JSON.stringify({ reason })}\n\n`;
+}
+
 export const KEEP_ALIVE_TEXT = encodeComment('keep-alive');

@@ -181,7 +181,7 @@ test('a request carrying a valid Grip-Sig gets hold instructions and the opening
   const held = await get(`${origin.url}/pair`, { ...SSE, 'grip-sig': gripSig(pushpin.sigKey) });
   assert.equal(held.status, 200);
   assert.equal(held.headers['grip-hold'], 'stream');
-  assert.equal(held.headers['grip-channel'], 'events-alpha, events-beta');
+  assert.equal(held.headers['grip-channel'], 'events-alpha, events-beta, events-alpha#close, events-beta#close');
   assert.equal(held.headers['grip-keep-alive'], ': keep-alive\\n\\n; format=cstring; timeout=15');
   assert.match(String(held.headers['content-type']), /^text\/event-stream/);
   assert.match(held.body, /^event: stream-open\ndata: \nid: alpha:\d+,beta:\d+\n\n$/);
@@ -192,7 +192,7 @@ test('a request carrying a valid Grip-Sig gets hold instructions and the opening
 
   const noKeepAlive = await get(`${origin.url}/quiet`, { ...SSE, 'grip-sig': gripSig(pushpin.sigKey) });
   assert.equal(noKeepAlive.headers['grip-hold'], 'stream');
-  assert.equal(noKeepAlive.headers['grip-channel'], 'events-alpha');
+  assert.equal(noKeepAlive.headers['grip-channel'], 'events-alpha, events-alpha#close');
   assert.equal(noKeepAlive.headers['grip-keep-alive'], undefined);
 });
 
@@ -316,7 +316,7 @@ test('a custom gripPrefix names the held channels and the published ones', async
   serve(eventsApp(eventStream));
 
   const held = await get(`${origin.url}/events/news`, { ...SSE, 'grip-sig': gripSig(pushpin.sigKey) });
-  assert.equal(held.headers['grip-channel'], 'tenant7.news');
+  assert.equal(held.headers['grip-channel'], 'tenant7.news, tenant7.news#close');
 
   const client = open(defer, `${pushpin.proxyUrl}/events/news`, ['message', 'wrong']);
   await client.opened;

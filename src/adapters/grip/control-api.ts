@@ -177,23 +177,27 @@ export async function publishToProxy(
   }
   // A custom client only knows one item per call; keep the order by awaiting each.
   for (const item of items) {
+    await publishWithClient(
+      proxy,
+      gripChannel,
+      reliable
+        ? new Item(new HttpStreamFormat(item.content), String(item.id), String(item.prevId))
+        : new Item(new HttpStreamFormat(item.content)),
+      closing,
+    );
+  }
+}
+
+/** One item through a custom `Publisher` client, its failures as GripPublishErrors. */
+async function publishWithClient(proxy: GripProxy, gripChannel: string, item: Item, closing: AbortSignal): Promise<void> {
+  closing.throwIfAborted();
+  try {
+    await abortable(proxy.client.publish(gripChannel, item as never), closing);
+  } catch (cause) {
     closing.throwIfAborted();
-    try {
-      await abortable(
-        proxy.client.publish(
-          gripChannel,
-          reliable
-            ? new Item(new HttpStreamFormat(item.content), String(item.id), String(item.prevId))
-            : new Item(new HttpStreamFormat(item.content)),
-        ),
-        closing,
-      );
-    } catch (cause) {
-      closing.throwIfAborted();
-      const context = (cause as { context?: { statusCode?: number; httpBody?: unknown } })?.context;
-      const body = context?.httpBody ?? (cause as { message?: string })?.message ?? String(cause);
-      throw new GripPublishError(proxy.label, context?.statusCode ?? -1, String(body), { cause });
-    }
+    const context = (cause as { context?: { statusCode?: number; httpBody?: unknown } })?.context;
+    const body = context?.httpBody ?? (cause as { message?: string })?.message ?? String(cause);
+    throw new GripPublishError(proxy.label, context?.statusCode ?? -1, String(body), { cause });
   }
 }
 
@@ -213,4 +217,29 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
       },
     );
   });
+}
+
+/**
+ * Ends every stream held on `gripChannel`: one call with two items, the
+ * content first (the reason the client is told) and then the close, since
+ * Pushpin ends a stream without delivering the content of an item that
+ * carries both. Channels used this way are held without `prev-id`: on a
+ * reliable channel a close without the matching `prev-id` would look like a
+ * gap instead of a close.
+ */
+export async function closeHeldStreams(
+  proxy: GripProxy,
+  gripChannel: string,
+  content: string,
+  timeoutMs: number,
+  closing: AbortSignal,
+): Promise<void> {
+  if (proxy.publishUri !== null) {
+    const channel = JSON.stringify(gripChannel);
+    const body = `{"items":[{"channel":${channel},"formats":{"http-stream":{"content":${JSON.stringify(content)}}}},{"channel":${channel},"formats":{"http-stream":{"action":"close"}}}]}`;
+    await postBody(proxy, proxy.publishUri, body, timeoutMs, closing);
+    return;
+  }
+  await publishWithClient(proxy, gripChannel, new Item(new HttpStreamFormat(content)), closing);
+  await publishWithClient(proxy, gripChannel, new Item(new HttpStreamFormat(null, true)), closing);
 }

@@ -1,14 +1,19 @@
 import { setMaxListeners } from 'node:events';
 import type { HoldInstructions, ProxyGateway } from '../../core/proxy-gateway.js';
 import { EventStreamClosedError, HttpRequestError } from '../../errors.js';
+import { type Access, closingTime } from '../../admission/access.js';
+import { streamCloseText } from '../../sse/encoder.js';
 import type { StreamPosition } from '../../sse/event-id.js';
+import { EVENT_STREAM_HEADERS } from '../../sse/headers.js';
 import { asStoreError } from '../../stores/store-error.js';
 import type { EventStore } from '../../types.js';
+import { closeHeldStreams } from './control-api.js';
 import { parseGripLast } from './grip-last.js';
 import { startHeldStream } from './held-stream.js';
 import type { StoredEvent } from '../../types.js';
 import { resolveGripProxies, type GripProxy } from './proxy-config.js';
 import { holdInstructions } from './hold-instructions.js';
+import { LinkSigner } from './stream-link.js';
 import { ProxyQueue } from './proxy-queue.js';
 import { isProxiedRequest } from './signature.js';
 
@@ -24,6 +29,28 @@ export interface GripBridgeOptions {
 
 let warnedUnverified = false;
 
+/** Streams held until about the same time close together: one close publish per bucket and process. */
+const EXPIRY_BUCKET_MS = 5000;
+
+/** The control channel a disconnect of `gripChannel` is published on; `#` is in no channel name, so it names no data channel. */
+function closeChannel(gripChannel: string): string {
+  return `${gripChannel}#close`;
+}
+
+/** Seconds between the proxy's fetches of an idle stream's link: about when it is to close, at most an hour. */
+function linkTimeout(closeAt: number): number {
+  return Math.min(3600, Math.max(1, Math.ceil((closeAt - Date.now()) / 1000)));
+}
+
+/** What every process behind these proxies knows alike, and clients do not: the proxies' verify keys. */
+function linkSecrets(proxies: readonly GripProxy[], gripPrefix: string): Array<string | Uint8Array> {
+  const secrets: Array<string | Uint8Array> = [];
+  for (const { verifyKey } of proxies) {
+    if (typeof verifyKey === 'string' || verifyKey instanceof Uint8Array) secrets.push(verifyKey);
+  }
+  return secrets.length === 0 ? secrets : [gripPrefix, ...secrets];
+}
+
 /**
  * Everything GRIP, as the core's ProxyGateway: which requests came through a
  * proxy, the hold answer they get, and publishing to every proxy. The
@@ -37,6 +64,9 @@ export class GripBridge implements ProxyGateway {
   /** Aborted by close(): every control-API call in flight stops at once, and no new one starts. */
   private readonly closing = new AbortController();
   private readonly queues: readonly ProxyQueue[];
+  private readonly links: LinkSigner;
+  /** One timer per closing time streams were held until (see expiryBucket). */
+  private readonly expiries = new Map<number, NodeJS.Timeout>();
 
   constructor(option: unknown, options: GripBridgeOptions, store: EventStore) {
     this.proxies = resolveGripProxies(option);
@@ -50,6 +80,7 @@ export class GripBridge implements ProxyGateway {
       timeoutMs: options.gripPublishTimeout,
     };
     this.queues = this.proxies.map((proxy) => new ProxyQueue(proxy, settings, this.closing.signal));
+    this.links = new LinkSigner(linkSecrets(this.proxies, options.gripPrefix));
     if (!warnedUnverified && this.proxies.some((proxy) => proxy.verifyKey === undefined)) {
       warnedUnverified = true;
       process.emitWarning(
@@ -71,9 +102,50 @@ export class GripBridge implements ProxyGateway {
     return isProxiedRequest(gripSig, this.proxies);
   }
 
-  async hold(channels: readonly string[], resume: StreamPosition | null, gripLast: string | undefined, url: string): Promise<HoldInstructions> {
-    const recovering = gripLast !== undefined;
-    const position = recovering ? parseGripLast(gripLast, this.options.gripPrefix) : resume;
+  async hold(
+    channels: readonly string[],
+    resume: StreamPosition | null,
+    gripLast: string | undefined,
+    url: string,
+    access: Access,
+  ): Promise<HoldInstructions> {
+    const closeAt = access.until === null ? null : this.expiryBucket(access.until);
+    return this.holdFor(channels, gripLast === undefined ? resume : parseGripLast(gripLast, this.options.gripPrefix), gripLast !== undefined, url, closeAt);
+  }
+
+  /**
+   * The answer to the proxy fetching a stream's link (to recover a gap, or
+   * every `timeout` seconds while the stream is idle), or undefined for a
+   * request that is not one. The link says what the stream was allowed: it
+   * is never authorized again (the fetch carries none of the client's
+   * credentials), and a link this origin did not sign is a 403. Past its
+   * closing time the stream is told `stream-close` and ended; else it is
+   * held as it was, with what the proxy reports missing.
+   */
+  async followLink(url: string, gripLast: string | undefined): Promise<HoldInstructions | undefined> {
+    const claims = this.links.claimsOf(url);
+    if (claims === undefined) return undefined;
+    if (claims === null) throw new HttpRequestError(403, 'Forbidden: this stream link was not issued by this server.');
+    if (claims.closeAt !== null && Date.now() >= claims.closeAt) {
+      // No Grip-Hold: the proxy appends the body and ends the stream.
+      return { headers: { ...EVENT_STREAM_HEADERS }, body: streamCloseText('expired') };
+    }
+    const position = gripLast === undefined ? null : parseGripLast(gripLast, this.options.gripPrefix);
+    return this.holdFor(claims.channels, position, true, url, claims.closeAt);
+  }
+
+  /** Ends every held stream on `channel` through each proxy, telling it why first. */
+  async disconnect(channel: string, reason: string): Promise<void> {
+    await this.everyProxy((proxy) => closeHeldStreams(proxy, closeChannel(this.gripChannel(channel)), streamCloseText(reason), this.options.gripPublishTimeout, this.closing.signal));
+  }
+
+  private async holdFor(
+    channels: readonly string[],
+    position: StreamPosition | null,
+    recovering: boolean,
+    url: string,
+    closeAt: number | null,
+  ): Promise<HoldInstructions> {
     let start;
     try {
       start = await startHeldStream(this.store, channels, position, recovering, this.options.maxBufferBytes, this.options.clientRetry);
@@ -82,14 +154,53 @@ export class GripBridge implements ProxyGateway {
       throw asStoreError(error, 'reading the event store');
     }
     const reliable = this.options.gripReliable;
+    const gripChannels = channels.map((channel) => this.gripChannel(channel));
+    const controlChannels = gripChannels.map(closeChannel);
+    if (closeAt !== null) {
+      controlChannels.push(this.expiryChannel(closeAt));
+      this.scheduleExpiry(closeAt);
+    }
+    // A link is needed to recover gaps (reliable mode) and to end an idle stream at its closing time should
+    // the close published then not reach it (this process gone by then). Identical links share one fetch.
+    const needsLink = reliable || closeAt !== null;
     return holdInstructions({
-      gripChannels: channels.map((channel) => this.gripChannel(channel)),
+      gripChannels,
       positions: reliable ? start.positions : null,
+      controlChannels,
       body: start.body,
-      // In reliable mode, where the proxy fetches missed events when it sees a gap.
-      link: reliable ? url : null,
+      link: needsLink ? this.links.link(url, { channels, closeAt }) : null,
+      linkTimeoutSeconds: closeAt === null ? null : linkTimeout(closeAt),
       keepAliveMs: this.options.keepAliveInterval,
     });
+  }
+
+  /** A stream allowed until `until` closes at a time shared by every stream of its bucket: one close for all of them. */
+  private expiryBucket(until: number): number {
+    return Math.floor(closingTime(until, Date.now()) / EXPIRY_BUCKET_MS) * EXPIRY_BUCKET_MS;
+  }
+
+  private expiryChannel(closeAt: number): string {
+    return `${this.options.gripPrefix}#expire-${closeAt}`;
+  }
+
+  private scheduleExpiry(closeAt: number): void {
+    if (this.expiries.has(closeAt) || this.closing.signal.aborted) return;
+    const timer = setTimeout(() => {
+      this.expiries.delete(closeAt);
+      // Should this fail, each idle stream's link fetch after its closing time ends it.
+      this.everyProxy((proxy) =>
+        closeHeldStreams(proxy, this.expiryChannel(closeAt), streamCloseText('expired'), this.options.gripPublishTimeout, this.closing.signal),
+      ).catch(() => {});
+    }, Math.max(0, closeAt - Date.now()));
+    timer.unref();
+    this.expiries.set(closeAt, timer);
+  }
+
+  /** Runs `call` for every proxy at once; rejects with the first failure (in the order of `options.grip`) once all answered. */
+  private async everyProxy(call: (proxy: GripProxy) => Promise<void>): Promise<void> {
+    const outcomes = await Promise.allSettled(this.proxies.map(call));
+    const failure = outcomes.find((outcome) => outcome.status === 'rejected');
+    if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;
   }
 
   /**
@@ -117,6 +228,8 @@ export class GripBridge implements ProxyGateway {
 
   /** Aborts every control-API call in flight; queued and later publishes fail with EventStreamClosedError. */
   close(): void {
+    for (const timer of this.expiries.values()) clearTimeout(timer);
+    this.expiries.clear();
     this.closing.abort(new EventStreamClosedError());
   }
 }

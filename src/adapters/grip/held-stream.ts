@@ -32,6 +32,8 @@ export async function startHeldStream(
   const positions: number[] = [];
   if (resume === null) {
     for (const channel of channels) positions.push(await store.head(channel));
+    // The proxy following a link of a stream already open (no Grip-Last: no prev-id): nothing to add.
+    if (recovering) return { body: '', positions };
     return { body: streamOpenText(formatEventId(channels, positions), clientRetry), positions };
   }
   let body = recovering ? '' : streamOpenText(null, clientRetry);

@@ -4,7 +4,7 @@ import type { HoldInstructions } from '../../core/proxy-gateway.js';
 import { serveStreamRequest, type StreamTransport } from '../../core/request-pipeline.js';
 import type { EventSink } from '../../delivery/event-sink.js';
 import { EVENT_STREAM_HEADERS } from '../../sse/headers.js';
-import type { NodeRequest, SseResponse } from '../../types.js';
+import type { AuthorizeFunction, NodeRequest, SseResponse } from '../../types.js';
 import { responseSink } from './chunked-socket-sink.js';
 import { respondPlainText } from './plain-text.js';
 import { connectionClosed, isQueued, untilAtHead } from './queued-response.js';
@@ -19,10 +19,13 @@ export function serveNodeRequest(
   req: NodeRequest,
   res: SseResponse,
   resolveChannels: () => unknown,
+  authorize: AuthorizeFunction | null,
 ): Promise<void> {
   return serveStreamRequest(
     core,
     {
+      source: req,
+      authorize,
       method: req.method,
       accept: req.headers.accept,
       gripSig: req.headers['grip-sig'],

@@ -2,6 +2,7 @@ import type { EventStreamCore } from '../../core/event-stream-core.js';
 import type { HoldInstructions } from '../../core/proxy-gateway.js';
 import { serveStreamRequest, type StreamTransport } from '../../core/request-pipeline.js';
 import { EVENT_STREAM_HEADERS } from '../../sse/headers.js';
+import type { AuthorizeFunction } from '../../types.js';
 import { BodySink } from './body-sink.js';
 
 /** Bytes the consumer of a web body may leave unread before writes count as backed up. */
@@ -14,11 +15,18 @@ const BODY_HIGH_WATER_MARK = 64 * 1024;
  * Node response. The stream ends when the client disconnects
  * (`request.signal`) or the body is cancelled.
  */
-export function serveWebRequest(core: EventStreamCore, request: Request, resolveChannels: () => unknown): Promise<Response> {
+export function serveWebRequest(
+  core: EventStreamCore,
+  request: Request,
+  resolveChannels: () => unknown,
+  authorize: AuthorizeFunction | null,
+): Promise<Response> {
   const url = new URL(request.url);
   return serveStreamRequest(
     core,
     {
+      source: request,
+      authorize,
       method: request.method,
       accept: request.headers.get('accept'),
       gripSig: request.headers.get('grip-sig'),

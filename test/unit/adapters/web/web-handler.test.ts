@@ -160,7 +160,7 @@ test('behind GRIP a web request gets hold instructions and no body held open', a
   const response = await eventStream.respond(request, ['room', 'lobby']);
   assert.equal(response.status, 200);
   assert.equal(response.headers.get('grip-hold'), 'stream');
-  assert.equal(response.headers.get('grip-channel'), 'web-room, web-lobby');
+  assert.equal(response.headers.get('grip-channel'), 'web-room, web-lobby, web-room#close, web-lobby#close');
   assert.equal(response.headers.get('grip-link'), null);
   assert.match(response.headers.get('grip-keep-alive') ?? '', /^: keep-alive\\n\\n; format=cstring; timeout=15$/);
   assert.match(await response.text(), /^event: stream-open\ndata: \nid: room:\d+,lobby:\d+\n\n$/);
@@ -170,9 +170,10 @@ test('behind GRIP a web request gets hold instructions and no body held open', a
   // Reliable mode: where the held stream stands in each channel, and where the proxy recovers a gap.
   const reliable = new EventStream({ grip: { control_uri: 'http://127.0.0.1:9/' }, gripPrefix: 'web-', gripReliable: true });
   const held = await reliable.respond(new Request('http://x/rooms?x=1', { headers: { 'grip-sig': 'any' } }), ['room', 'lobby']);
-  const position = /^web-room; prev-id=(\d+), web-lobby; prev-id=(\d+)$/.exec(held.headers.get('grip-channel') ?? '');
+  const position = /^web-room; prev-id=(\d+), web-lobby; prev-id=(\d+), web-room#close, web-lobby#close$/.exec(held.headers.get('grip-channel') ?? '');
   assert.ok(position, held.headers.get('grip-channel') ?? 'no grip-channel');
-  assert.equal(held.headers.get('grip-link'), '</rooms?x=1>; rel=next');
+  // The link keeps the request's path and query and carries what the stream was allowed, signed.
+  assert.match(held.headers.get('grip-link') ?? '', /^<\/rooms\?x=1&eventstream_link=[\w-]+\.[\w-]+>; rel=next$/);
   assert.equal(await held.text(), `event: stream-open\ndata: \nid: room:${position[1]},lobby:${position[2]}\n\n`);
   await reliable.close();
 });
