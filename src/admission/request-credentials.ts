@@ -89,9 +89,11 @@ export function cookieValue(header: string | undefined, name: string): string | 
 /** The first value of query parameter `name`, from a request target or an absolute URL. Never throws. */
 export function queryValue(url: string | undefined, name: string): string | undefined {
   if (url === undefined) return undefined;
-  const start = url.indexOf('?');
+  const hash = url.indexOf('#');
+  const target = hash === -1 ? url : url.slice(0, hash);
+  const start = target.indexOf('?');
   if (start === -1) return undefined;
-  const end = url.indexOf('#', start);
-  const value = new URLSearchParams(url.slice(start + 1, end === -1 ? undefined : end)).get(name);
+  // Given with its '?', which URLSearchParams strips once, exactly as URL parsing does (`??token=` names `?token`).
+  const value = new URLSearchParams(target.slice(start)).get(name);
   return value === null || value === '' ? undefined : value;
 }

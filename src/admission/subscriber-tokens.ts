@@ -88,24 +88,31 @@ export async function createSubscriberToken(options: CreateSubscriberTokenOption
   const issuer = optionalString(options.issuer, `${owner}: issuer`);
   const audience = optionalAudience(options.audience, `${owner}: audience`);
   const { expiresIn } = options;
-  const issuedAt = Math.floor(Date.now() / 1000);
-
-  const jwt = new SignJWT({ channels: [...channels] }).setProtectedHeader({ alg: ALGORITHM, typ: 'JWT' }).setIssuedAt(issuedAt);
   if (typeof expiresIn === 'number') {
     if (!Number.isSafeInteger(expiresIn) || expiresIn <= 0) {
       throw new InvalidOptionError(`${owner}: expiresIn must be a positive whole number of seconds or a time span, got ${String(expiresIn)}`);
     }
-    // A number given to jose is an absolute time; ours is a lifetime.
-    jwt.setExpirationTime(issuedAt + expiresIn);
-  } else if (typeof expiresIn === 'string') {
-    try {
-      jwt.setExpirationTime(expiresIn);
-    } catch {
-      throw new InvalidOptionError(`${owner}: expiresIn ${JSON.stringify(expiresIn)} is not a time span such as '15m' or '2 hours'`);
-    }
-  } else {
+  } else if (typeof expiresIn !== 'string') {
     throw new InvalidOptionError(`${owner}: expiresIn must be a number of seconds or a time span, got ${describe(expiresIn)}`);
   }
+
+  let jwt: SignJWT;
+  let issuedAt: number;
+  do {
+    issuedAt = Math.floor(Date.now() / 1000);
+    jwt = new SignJWT({ channels: [...channels] }).setProtectedHeader({ alg: ALGORITHM, typ: 'JWT' }).setIssuedAt(issuedAt);
+    if (typeof expiresIn === 'number') {
+      // A number given to jose is an absolute time; ours is a lifetime.
+      jwt.setExpirationTime(issuedAt + expiresIn);
+    } else {
+      try {
+        jwt.setExpirationTime(expiresIn);
+      } catch {
+        throw new InvalidOptionError(`${owner}: expiresIn ${JSON.stringify(expiresIn)} is not a time span such as '15m' or '2 hours'`);
+      }
+    }
+    // jose counts a span from its own reading of the clock; should a second begin in between, exp - iat would be one off.
+  } while (Math.floor(Date.now() / 1000) !== issuedAt);
   if (subject !== undefined) jwt.setSubject(subject);
   if (issuer !== undefined) jwt.setIssuer(issuer);
   if (audience !== undefined) jwt.setAudience(audience.length === 1 ? audience[0]! : [...audience]);
