@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import http, { type IncomingMessage } from 'node:http';
 import { test } from 'node:test';
+import { EventSource } from 'eventsource';
+import express, { type ErrorRequestHandler } from 'express';
 import fc from 'fast-check';
 import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import {
@@ -17,6 +19,7 @@ import {
 import { allows } from '../../../src/admission/subscriber-tokens.js';
 import { bearerToken, cookieValue, queryValue } from '../../../src/admission/request-credentials.js';
 import { listen } from '../../helpers/server.js';
+import type { AuthorizeFunction } from '../../../src/types.js';
 
 const SECRET = 'a test secret that is long enough for HS256!';
 const key = new TextEncoder().encode(SECRET);
@@ -413,6 +416,62 @@ test('end to end: a web Request built from a real loopback request', async (t) =
   assert.equal((await fetch(`${server.url}/events?token=${await token(['users'], { issuer: 'app' })}`)).status, 403);
   assert.equal(requests.length, 5);
   assert.ok(requests.every((request) => request instanceof Request));
+});
+
+/** The first message an EventSource gets, or the HTTP status it gave up on. */
+function firstMessage(url: string, init?: ConstructorParameters<typeof EventSource>[1]): Promise<{ data: string } | { status: number | undefined }> {
+  const source = new EventSource(url, init);
+  return new Promise((resolve) => {
+    source.onmessage = (event) => {
+      source.close();
+      resolve({ data: event.data });
+    };
+    source.onerror = (event) => {
+      source.close();
+      resolve({ status: event.code });
+    };
+  });
+}
+
+test('end to end: Express as in the README: a login route hands out a token, EventSource sends it as ?token= or a cookie', async (t) => {
+  const authorize = subscriberTokens({ secret: SECRET, audience: 'events' });
+  // It fits any route's authorize, whatever the framework's request type.
+  const typed: AuthorizeFunction<express.Request> = authorize;
+  const app = express();
+  app.get('/login/:user', async (req, res) => {
+    const user = req.params.user;
+    res.json({ token: await createSubscriberToken({ secret: SECRET, channels: [`user-${user}-*`], expiresIn: '15m', subject: user, audience: 'events' }) });
+  });
+  app.get('/events/:channel', async (req, res, next) => {
+    try {
+      const { until } = (await typed(req, [req.params.channel])) as { until: number };
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+      res.end(`data: ${JSON.stringify({ channel: req.params.channel, until })}\n\n`);
+    } catch (error) {
+      next(error);
+    }
+  });
+  const refusals: ErrorRequestHandler = (error, _req, res, next) => {
+    if (error instanceof HttpRequestError) res.status(error.status).type('text/plain').send(error.message);
+    else next(error);
+  };
+  app.use(refusals);
+  const server = await listen(app);
+  t.after(() => server.close());
+
+  const { token: jwt } = (await (await fetch(`${server.url}/login/42`)).json()) as { token: string };
+  const until = decodeJwt(jwt).exp! * 1000;
+  assert.deepEqual(await firstMessage(`${server.url}/events/user-42-inbox?token=${jwt}`), { data: JSON.stringify({ channel: 'user-42-inbox', until }) });
+  const withCookie = await firstMessage(`${server.url}/events/user-42-alerts`, {
+    fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, cookie: `eventstream_token=${jwt}` } }),
+  });
+  assert.deepEqual(withCookie, { data: JSON.stringify({ channel: 'user-42-alerts', until }) });
+  // EventSource does not retry after a 401 or 403: the page must get a new token.
+  assert.deepEqual(await firstMessage(`${server.url}/events/user-43-inbox?token=${jwt}`), { status: 403 });
+  assert.deepEqual(await firstMessage(`${server.url}/events/user-42-inbox`), { status: 401 });
+  const refusal = await fetch(`${server.url}/events/user-43-inbox?token=${jwt}`);
+  assert.equal(refusal.headers.get('content-type'), 'text/plain; charset=utf-8');
+  assert.equal(await refusal.text(), 'Subscriber token does not allow channel "user-43-inbox".');
 });
 
 // ---- The parsers on their own ----
