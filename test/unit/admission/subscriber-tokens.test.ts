@@ -2,6 +2,8 @@
 // Node or web request, which tokens it refuses (401) and which channels (403), and how prefixes match.
 import assert from 'node:assert/strict';
 import http, { type IncomingMessage } from 'node:http';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { EventSource } from 'eventsource';
 import express, { type ErrorRequestHandler } from 'express';
@@ -416,6 +418,36 @@ test('end to end: a web Request built from a real loopback request', async (t) =
   assert.equal((await fetch(`${server.url}/events?token=${await token(['users'], { issuer: 'app' })}`)).status, 403);
   assert.equal(requests.length, 5);
   assert.ok(requests.every((request) => request instanceof Request));
+});
+
+test('end to end: an HTTP/2 request (Http2ServerRequest), cookie crumbs sent as separate header fields', async (t) => {
+  const authorize = subscriberTokens({ secret: SECRET });
+  const server = http2.createServer((req, res) => {
+    Promise.resolve(authorize(req, ['a'])).then(
+      () => res.writeHead(200).end(),
+      (error: unknown) => res.writeHead(error instanceof HttpRequestError ? error.status : 500).end(),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  t.after(() => {
+    client.close();
+    server.close();
+  });
+  const status = (headers: http2.OutgoingHttpHeaders) =>
+    new Promise<number>((resolve, reject) => {
+      const stream = client.request({ ':path': '/events', ...headers });
+      stream.on('response', (head) => resolve(Number(head[':status'])));
+      stream.on('error', reject);
+      stream.resume();
+      stream.end();
+    });
+  const jwt = await token(['a']);
+  assert.equal(await status({ cookie: ['theme=dark', `eventstream_token=${jwt}`] }), 200);
+  assert.equal(await status({ authorization: `Bearer ${jwt}` }), 200);
+  assert.equal(await status({ ':path': `/events?token=${jwt}` }), 200);
+  assert.equal(await status({}), 401);
+  assert.equal(await status({ cookie: `eventstream_token=${await token(['b'])}` }), 403);
 });
 
 /** The first message an EventSource gets, or the HTTP status it gave up on. */
