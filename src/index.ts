@@ -4,9 +4,11 @@ export { getEventStreamSingleton } from './api/singleton.js';
 export { ChannelPublisher } from './api/channel-publisher.js';
 export { CHANNEL_NAME_CHARACTERS } from './admission/channel-names.js';
 export { MemoryEventStore } from './stores/memory-store.js';
+export { createSubscriberToken, subscriberTokens } from './admission/subscriber-tokens.js';
 export type {
   ChannelEventWritable,
   ChannelSpec,
+  CreateSubscriberTokenOptions,
   DataSerializer,
   EventMap,
   EventOf,
@@ -30,6 +32,8 @@ export type {
   StoreListener,
   StoreLossListener,
   StoreWatch,
+  SubscriberTokenSecret,
+  SubscriberTokensOptions,
   WebEventStreamHandler,
   WebRouteContext,
 } from './types.js';

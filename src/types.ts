@@ -354,3 +354,48 @@ export interface EventStreamStats {
   /** Clients disconnected for falling more than `maxBufferBytes` behind. */
   slowClientsDropped: number;
 }
+
+// ---- Subscriber tokens ----
+
+/**
+ * The HS256 key of subscriber tokens: a string (its UTF-8 bytes) or bytes,
+ * at least 32 bytes long, since a shorter HMAC key can be brute-forced from
+ * one token. Keep it apart from the app's other JWT secrets, or give tokens
+ * an `audience`, so that no other token of the app passes as a subscriber token.
+ */
+export type SubscriberTokenSecret = string | Uint8Array;
+
+/** Options of `subscriberTokens(options)`, which makes an `authorize` function. */
+export interface SubscriberTokensOptions {
+  secret: SubscriberTokenSecret;
+  /** When set, a token's `iss` must equal it. */
+  issuer?: string;
+  /** When set, a token's `aud` must name it (or one of them). */
+  audience?: string | readonly string[];
+  /** The cookie read when no `Authorization: Bearer` header is sent; `false` reads none. Default `'eventstream_token'`. */
+  cookie?: string | false;
+  /**
+   * The query parameter read when neither header nor cookie carries a token
+   * (EventSource cannot set headers); `false` reads none. Default `'token'`.
+   * URLs reach access logs, so prefer the cookie when the page and the
+   * stream share a site.
+   */
+  query?: string | false;
+}
+
+/** Options of `createSubscriberToken(options)`. */
+export interface CreateSubscriberTokenOptions {
+  secret: SubscriberTokenSecret;
+  /**
+   * The channels the token allows: names, or prefixes ending in `*`
+   * (`'user-42-*'` allows every channel whose name starts with `user-42-`;
+   * a lone `'*'` allows every channel).
+   */
+  channels: readonly string[];
+  /** How long the token is valid: seconds, or a `jose` time span (`'15m'`, `'2 hours'`). */
+  expiresIn: number | string;
+  /** The `sub` claim: who the token was issued to, for your logs. */
+  subject?: string;
+  issuer?: string;
+  audience?: string | readonly string[];
+}
