@@ -22,23 +22,35 @@
 //   BENCH_ES_KEEPALIVE              keepAliveInterval for EventStream (default: the library default)
 //   BENCH_ES_PUBLISH [writable]     'writable' (createChannelWritable writes) or 'publishEvent'
 //   BENCH_FANOUT_JSON               if set, a file to write every round's raw measurements to
-import { wallNow } from './fanout/ipc.js';
+
 import {
   awaitSamples,
   cpuMicros,
   idleMemory,
   measureBursts,
-  openFileLimit,
+  requireOpenFiles,
   runRounds,
   sleep,
   startPair,
   stopPair,
   until,
   warmUp,
-} from './fanout/driver.js';
-import { envInt } from './env.js';
-import { machineLoad, machineSnapshot } from './machine-load.js';
-import { changedSettingsNote, closeDetails, fmt, fmtInt, fmtRatio, median, ratio, table } from './report.js';
+} from './lib/driver.js';
+import { envInt } from './lib/env.js';
+import { wallNow } from './lib/ipc.js';
+import { machineLoad, machineSnapshot } from './lib/machine-load.js';
+import {
+  changedSettingsNote,
+  closeDetails,
+  fmt,
+  fmtInt,
+  fmtRatio,
+  median,
+  openDetails,
+  pushParagraph,
+  ratio,
+  table,
+} from './lib/report.js';
 
 const ALL_IMPLS = ['raw', 'eventstream', 'better-sse', 'sse-channel'];
 
@@ -49,7 +61,6 @@ const NOISY_PCT = 20;
 /** How long a latency run waits after its last publish for events still on their way. */
 const STRAGGLER_TIMEOUT_MS = 30_000;
 const BAR_SETTINGS = { clients: 1000, clientsSmall: 100, burstEvents: 200, intervalMs: 10, payloadBytes: 100 };
-
 
 function config(options) {
   const impls = (process.env.BENCH_IMPLS ?? ALL_IMPLS.join(','))
@@ -107,7 +118,9 @@ async function measure(impl, cfg) {
       publish: () => server.call('burst', { events: cfg.burstEvents, bytes: cfg.payloadBytes }),
     });
     Object.assign(result, bursts);
-    log(`  ${impl}: ${result.bursts} bursts, ${result.burstMs.toFixed(1)} ms each, ${result.cpuPerEvent.toFixed(3)} server CPU µs/event`);
+    log(
+      `  ${impl}: ${result.bursts} bursts, ${result.burstMs.toFixed(1)} ms each, ${result.cpuPerEvent.toFixed(3)} server CPU µs/event`,
+    );
 
     // Steady-rate latency.
     const latency = async (n, mode) => {
@@ -284,7 +297,9 @@ function render(results, cfg, notes, rounds) {
   );
   if (cfg.closedLoop) {
     out.push('');
-    out.push(`### Latency, closed loop: one event every ${cfg.intervalMs} ms or slower (ms, publish to client process; reported only)`);
+    out.push(
+      `### Latency, closed loop: one event every ${cfg.intervalMs} ms or slower (ms, publish to client process; reported only)`,
+    );
     out.push('');
     out.push(latencyTable('closedSmall', 'closedLarge', `events/s published N=${L}`));
     const target = 1000 / cfg.intervalMs;
@@ -324,7 +339,14 @@ function render(results, cfg, notes, rounds) {
     // from different rounds; both are shown.
     const barRow = (name, pick, limit) => {
       const paired = rounds
-        .map((round) => round.eventstream && round.raw && !round.eventstream.error && !round.raw.error && ratio(pick(round.eventstream), pick(round.raw)))
+        .map(
+          (round) =>
+            round.eventstream &&
+            round.raw &&
+            !round.eventstream.error &&
+            !round.raw.error &&
+            ratio(pick(round.eventstream), pick(round.raw)),
+        )
         .filter((r) => Number.isFinite(r));
       const r = median(paired);
       let verdict;
@@ -361,16 +383,10 @@ function render(results, cfg, notes, rounds) {
         ],
       ),
     );
-    const changed = changedSettingsNote(BAR_SETTINGS, cfg);
-    if (changed !== null) {
-      out.push('');
-      out.push(changed);
-    }
+    pushParagraph(out, changedSettingsNote(BAR_SETTINGS, cfg));
   }
 
-  out.push('');
-  out.push('<details><summary>Diagnostics</summary>');
-  out.push('');
+  openDetails(out, 'Diagnostics');
   out.push(
     table(
       [
@@ -430,19 +446,11 @@ export function report({ settings, rounds }, notes = []) {
 
 export async function run(options = {}) {
   const cfg = config(options);
-  const { log } = cfg;
   const notes = [];
 
-  const limit = openFileLimit();
-  const needed = cfg.clients + 64;
-  if (Number.isFinite(limit) && limit < needed) {
-    throw new Error(
-      `ulimit -n is ${limit}, but the client and server processes each hold ${cfg.clients} sockets plus a few files; ` +
-        `raise it (ulimit -n ${needed * 2}) or lower BENCH_CLIENTS`,
-    );
-  }
+  const openFiles = requireOpenFiles(cfg.clients + 64, `hold ${cfg.clients} sockets plus a few files`, ' or lower BENCH_CLIENTS');
   notes.push(
-    `Open-file limit (ulimit -n) ${Number.isFinite(limit) ? limit : 'unknown'}; each child needs about ${needed}. ` +
+    `${openFiles} ` +
       `EventStream: keepAliveInterval ${process.env.BENCH_ES_KEEPALIVE || 'default (15000)'}, publishing with ` +
       `${process.env.BENCH_ES_PUBLISH === 'publishEvent' ? 'publishEvent' : 'createChannelWritable writes'}. ` +
       'better-sse and sse-channel run with their defaults (keep-alive every 10 s / ping every 20 s); keep-alive blocks are not counted as events.',

@@ -14,9 +14,7 @@
 //
 // App server and publisher run in this process, the client in a child process
 // (bench/grip/client-process.js), Pushpin (one, shared by both implementations,
-// runs interleaved) in its own processes. The Pushpin helper is
-// test/helpers/pushpin.ts, loaded with tsx's tsImport, so `node bench/run.js`
-// needs no `--import tsx` (running under it works too).
+// runs interleaved) in its own processes, started by bench/lib/pushpin.js.
 //
 // Environment overrides (defaults in brackets):
 //   BENCH_GRIP_EVENTS [10000]           events per run for this package
@@ -30,20 +28,29 @@
 //   BENCH_GRIP_STALL_MS [10000]         a run fails when the client gets nothing new for this long
 //   BENCH_GRIP_SETTLE_MS [2000]         idle pause before each timed part (the previous run's aftermath otherwise slows the next)
 //   BENCH_GRIP_IMPLS [eventstream,original]
-import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { countRequestsTo } from './grip/control-counter.js';
 import { startClientProcess } from './grip/client-driver.js';
-import { envInt } from './env.js';
+import { countRequestsTo } from './grip/control-counter.js';
+import { envInt } from './lib/env.js';
+import { pushpinAvailable, pushpinVersion, startPushpin } from './lib/pushpin.js';
 
 /** The bar: this package's median events/s at least this many times the original's, every event delivered in order. */
 const BAR_RATIO = 20;
 const EVENT_TYPE = 'tick';
 
+/** The calls the benchmark makes, on an EventStream of either version. */
+function calls(es, close) {
+  return {
+    middleware: (channel) => es(channel),
+    publishEvent: (channel, event) => es.publishEvent(channel, event),
+    createChannelWritable: (channel) => es.createChannelWritable(channel),
+    close,
+  };
+}
 
 const IMPLS = {
   eventstream: {
@@ -52,12 +59,7 @@ const IMPLS = {
       const { EventStream } = await import('../dist/index.js');
       return (grip) => {
         const es = new EventStream({ grip });
-        return {
-          middleware: (channel) => es(channel),
-          publishEvent: (channel, event) => es.publishEvent(channel, event),
-          createChannelWritable: (channel) => es.createChannelWritable(channel),
-          close: () => es.close(),
-        };
+        return calls(es, () => es.close());
       };
     },
   },
@@ -65,15 +67,8 @@ const IMPLS = {
     label: '@fanoutio/eventstream 2.0.1',
     async factory() {
       const { EventStream } = await import('eventstream-original');
-      return (grip) => {
-        const es = new EventStream({ grip });
-        return {
-          middleware: (channel) => es(channel),
-          publishEvent: (channel, event) => es.publishEvent(channel, event),
-          createChannelWritable: (channel) => es.createChannelWritable(channel),
-          close: async () => {}, // it has no close(); in GRIP mode it holds no timers or sockets of its own
-        };
-      };
+      // It has no close(); in GRIP mode it holds no timers or sockets of its own.
+      return (grip) => calls(new EventStream({ grip }), async () => {});
     },
   },
 };
@@ -260,20 +255,20 @@ function describeCheck(results) {
   return `**NO**, ${good}/${results.length} runs ok (${details})`;
 }
 
-function report(cfg, pushpinVersion, byImpl, notes) {
+function report(cfg, versionText, byImpl, notes) {
   const lines = [];
   lines.push('## GRIP publish throughput');
   lines.push('');
   lines.push(
-    `Real Pushpin (${pushpinVersion}) on loopback, one for both implementations, runs interleaved. Per run: a fresh EventStream ` +
+    `Real Pushpin (${versionText}) on loopback, one for both implementations, runs interleaved. Per run: a fresh EventStream ` +
       '(`grip: { control_uri, verify_key }`) serving the app on 127.0.0.1 behind Pushpin, one `eventsource` client held on the channel ' +
-      'through Pushpin\'s proxy port, then `Readable.from(events).pipe(eventStream.createChannelWritable(channel))`, timed from the first ' +
+      "through Pushpin's proxy port, then `Readable.from(events).pipe(eventStream.createChannelWritable(channel))`, timed from the first " +
       'write until the client has received the last event. ' +
       `Events: \`event: ${EVENT_TYPE}\`, ${cfg.payloadBytes} B JSON data carrying a sequence number; the client checks every event arrived exactly once, in order. ` +
       `${cfg.runs} measured run(s) per implementation${cfg.warmupEvents > 0 ? ` after one unmeasured ${cfg.warmupEvents}-event warm-up run each` : ''}; ` +
       `${cfg.settleMs} ms idle before each timed part. App server and publisher share one Node process, the client runs in a child process; ` +
       'times are `performance.timeOrigin + performance.now()` on both sides. Control-API requests are those made during the timed part ' +
-      '(counted on undici\'s diagnostics channel, no extra hop).',
+      "(counted on undici's diagnostics channel, no extra hop).",
   );
   lines.push('');
   lines.push(
@@ -320,7 +315,9 @@ function report(cfg, pushpinVersion, byImpl, notes) {
         `${byImpl.original.filter((r) => r.ok).length}/${byImpl.original.length} | — | all | ${delivered ? 'PASS' : 'FAIL'} |`,
     );
     lines.push('');
-    lines.push(`**GRIP bar: ${verdict}** (ours/original = ${ratio === null ? 'not computable' : `${ratio.toFixed(1)}x`}, limit >= ${BAR_RATIO}x).`);
+    lines.push(
+      `**GRIP bar: ${verdict}** (ours/original = ${ratio === null ? 'not computable' : `${ratio.toFixed(1)}x`}, limit >= ${BAR_RATIO}x).`,
+    );
     lines.push('');
   }
   if (cfg.events.eventstream !== cfg.events.original && cfg.impls.length > 1) {
@@ -345,25 +342,10 @@ function report(cfg, pushpinVersion, byImpl, notes) {
   return { markdown: lines.join('\n').trimEnd(), verdict };
 }
 
-function pushpinVersionText() {
-  try {
-    return execFileSync('pushpin', ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'pushpin, version unknown';
-  }
-}
-
-async function loadPushpinHelper() {
-  // tsImport loads the TypeScript helper without registering tsx for the whole process.
-  const { tsImport } = await import('tsx/esm/api');
-  return tsImport('../test/helpers/pushpin.ts', import.meta.url);
-}
-
 export async function run(options = {}) {
   const cfg = config(options);
   const { log } = cfg;
   const notes = [];
-  const { pushpinAvailable, startPushpin } = await loadPushpinHelper();
   if (!pushpinAvailable()) {
     const message = 'pushpin binary not found on PATH (apt-get install pushpin): the GRIP benchmark did not run.';
     log(`grip: ${message}`);
@@ -392,7 +374,7 @@ export async function run(options = {}) {
   process.once('SIGTERM', onSignal);
   try {
     origin = await startOrigin(active);
-    pushpin = await startPushpin({ routes: origin.address().port });
+    pushpin = await startPushpin(origin.address().port);
     counter = countRequestsTo(pushpin.controlUri);
     client = await startClientProcess();
     const context = { cfg, pushpin, active, counter, client };
@@ -416,7 +398,18 @@ export async function run(options = {}) {
         try {
           r = await measure({ ...context, impl, factory: factories[impl], count });
         } catch (error) {
-          r = { impl, count, ok: false, error: error.message.split('\n')[0], ms: null, finishMs: null, eventsPerSecond: null, publishRequests: NaN, check: null, clientErrors: 0 };
+          r = {
+            impl,
+            count,
+            ok: false,
+            error: error.message.split('\n')[0],
+            ms: null,
+            finishMs: null,
+            eventsPerSecond: null,
+            publishRequests: NaN,
+            check: null,
+            clientErrors: 0,
+          };
         }
         log(
           `  ${r.ok ? 'ok' : `FAILED (${r.error})`}: ${fmtInt(r.eventsPerSecond)} events/s, ${fmtMs(r.ms)} ms to last event, ` +
@@ -430,7 +423,18 @@ export async function run(options = {}) {
     log(`grip: setup failed: ${error.stack ?? error}${logs}`);
     notes.push(`Setup failed: ${String(error.message).split('\n')[0]}`);
     for (const impl of cfg.impls) {
-      if (byImpl[impl].length === 0) byImpl[impl].push({ impl, ok: false, error: 'not run (setup failed)', ms: null, finishMs: null, eventsPerSecond: null, publishRequests: NaN, check: null, clientErrors: 0 });
+      if (byImpl[impl].length === 0)
+        byImpl[impl].push({
+          impl,
+          ok: false,
+          error: 'not run (setup failed)',
+          ms: null,
+          finishMs: null,
+          eventsPerSecond: null,
+          publishRequests: NaN,
+          check: null,
+          clientErrors: 0,
+        });
     }
   } finally {
     counter?.stop();
@@ -452,8 +456,10 @@ export async function run(options = {}) {
         ? ': **other processes competed for the CPUs; absolute events/s are skewed (both implementations ran interleaved, so the ratio is less affected), rerun on a quiet machine.**'
         : '.'),
   );
-  notes.push(`Whole GRIP benchmark (Pushpin start, warm-up, all runs, cleanup) took ${((performance.now() - startedAt) / 1000).toFixed(1)} s.`);
-  const { markdown, verdict } = report(cfg, pushpinVersionText(), byImpl, notes);
+  notes.push(
+    `Whole GRIP benchmark (Pushpin start, warm-up, all runs, cleanup) took ${((performance.now() - startedAt) / 1000).toFixed(1)} s.`,
+  );
+  const { markdown, verdict } = report(cfg, pushpinVersion(), byImpl, notes);
   log(`grip: ${verdict}`);
   return markdown;
 }

@@ -37,10 +37,10 @@
 import { fork } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { connect } from './fanout/ipc.js';
-import { envInt } from './env.js';
-import { machineLoad, machineSnapshot } from './machine-load.js';
-import { changedSettingsNote } from './report.js';
+import { envInt } from './lib/env.js';
+import { connect } from './lib/ipc.js';
+import { machineLoad, machineSnapshot } from './lib/machine-load.js';
+import { changedSettingsNote, closeDetails, openDetails, pushParagraph } from './lib/report.js';
 
 const SERVER = fileURLToPath(new URL('./replay/server.js', import.meta.url));
 const CLIENT = fileURLToPath(new URL('./replay/client.js', import.meta.url));
@@ -129,7 +129,8 @@ async function measureFanout(ctx) {
     return { startedAt: published.startedAt, finishedAt: published.finishedAt, summary };
   });
   const problems = checkDelivery(r.final, cfg);
-  if (!problems.length && seqOf(r.summary.firstId) !== seqOf(open.openId) + 1) problems.push(`first id ${r.summary.firstId} after stream-open ${open.openId}`);
+  if (!problems.length && seqOf(r.summary.firstId) !== seqOf(open.openId) + 1)
+    problems.push(`first id ${r.summary.firstId} after stream-open ${open.openId}`);
   return measurement('fanout', r, problems, { writableFinishMs: r.finishedAt - r.startedAt });
 }
 
@@ -179,8 +180,10 @@ async function measureReplay(ctx) {
     return { startedAt: resumed.startedAt, openedAt: resumed.openedAt, summary };
   });
   const problems = checkDelivery(r.final, cfg);
-  if (!problems.length && seqOf(r.summary.firstId) !== seqOf(open.openId) + 1) problems.push(`first replayed id ${r.summary.firstId} after ${open.openId}`);
-  if (!problems.length && r.summary.lastId !== `${channel}:${head}`) problems.push(`last replayed id ${r.summary.lastId}, store head ${head}`);
+  if (!problems.length && seqOf(r.summary.firstId) !== seqOf(open.openId) + 1)
+    problems.push(`first replayed id ${r.summary.firstId} after ${open.openId}`);
+  if (!problems.length && r.summary.lastId !== `${channel}:${head}`)
+    problems.push(`last replayed id ${r.summary.lastId}, store head ${head}`);
   return measurement('replay', r, problems, { openMs: r.openedAt - r.startedAt });
 }
 
@@ -241,8 +244,12 @@ function render(cfg, rounds, notes) {
   const delivered = fan.done.length === fan.runs.length && rep.done.length === rep.runs.length;
   const pass = delivered && Number.isFinite(ratio) && ratio <= BAR_RATIO;
   const describe = (s) => {
-    if (s.done.length === s.runs.length) return `yes, ${s.done.length}/${s.runs.length} runs (${fmtInt(cfg.events)}/${fmtInt(cfg.events)} each)`;
-    const why = s.runs.filter((r) => !r.ok).map((r) => r.problems.join('; ')).join(' / ');
+    if (s.done.length === s.runs.length)
+      return `yes, ${s.done.length}/${s.runs.length} runs (${fmtInt(cfg.events)}/${fmtInt(cfg.events)} each)`;
+    const why = s.runs
+      .filter((r) => !r.ok)
+      .map((r) => r.problems.join('; '))
+      .join(' / ');
     return `**NO**, ${s.done.length}/${s.runs.length} runs ok (${why})`;
   };
 
@@ -322,13 +329,13 @@ function render(cfg, rounds, notes) {
     ),
   );
   out.push('');
-  out.push(`**Replay bar: ${pass ? 'PASS' : 'FAIL'}** (replay/fan-out = ${fmtRatio(ratio)}, median of per-round ratios ${fmtRatio(pairedRatio)}; limit <= ${BAR_RATIO.toFixed(1)}x).`);
-  const changed = changedSettingsNote(BAR_SETTINGS, cfg, 'the verdict is');
-  if (changed !== null) {
-    out.push('');
-    out.push(changed);
-  }
-  const noisy = rounds.some((round) => [round.fanout, round.replay].some((r) => r.otherPct > NOISY_PCT || r.stealPct > NOISY_PCT));
+  out.push(
+    `**Replay bar: ${pass ? 'PASS' : 'FAIL'}** (replay/fan-out = ${fmtRatio(ratio)}, median of per-round ratios ${fmtRatio(pairedRatio)}; limit <= ${BAR_RATIO.toFixed(1)}x).`,
+  );
+  pushParagraph(out, changedSettingsNote(BAR_SETTINGS, cfg, 'the verdict is'));
+  const noisy = rounds.some((round) =>
+    [round.fanout, round.replay].some((r) => r.otherPct > NOISY_PCT || r.stealPct > NOISY_PCT),
+  );
   if (noisy) {
     out.push('');
     out.push(
@@ -337,12 +344,20 @@ function render(cfg, rounds, notes) {
         'measurement of about 100 ms one tick is about 10%: a single warning can be a rounding artefact.)',
     );
   }
-  out.push('');
-  out.push('<details><summary>Rounds</summary>');
-  out.push('');
+  openDetails(out, 'Rounds');
   out.push(
     table(
-      ['round', 'order', 'fan-out ms', 'replay ms', 'replay/fan-out', 'fan-out ms to writable finish', 'replay ms to stream-open', 'other / steal % (fan-out)', 'other / steal % (replay)'],
+      [
+        'round',
+        'order',
+        'fan-out ms',
+        'replay ms',
+        'replay/fan-out',
+        'fan-out ms to writable finish',
+        'replay ms to stream-open',
+        'other / steal % (fan-out)',
+        'other / steal % (replay)',
+      ],
       rounds.map((round, i) => [
         String(i + 1),
         round.order.join(', '),
@@ -362,12 +377,7 @@ function render(cfg, rounds, notes) {
     'Server CPU covers the timed part only: for fan-out that includes encoding and storing the events, for replay only reading ' +
       'them back from the store (they were published before). "other" is busy CPU of everything else on the machine, "steal" CPU the hypervisor took.',
   );
-  for (const note of notes) {
-    out.push('');
-    out.push(note);
-  }
-  out.push('');
-  out.push('</details>');
+  closeDetails(out, notes);
   return { markdown: out.join('\n'), pass };
 }
 
@@ -378,7 +388,10 @@ export async function run(options = {}) {
   const startedAt = performance.now();
   const execArgv = ['--expose-gc', ...(cfg.prof ? ['--cpu-prof', `--cpu-prof-dir=${cfg.prof}`] : [])];
   const server = connect(fork(SERVER, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'replay server');
-  const client = connect(fork(CLIENT, [], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'replay client');
+  const client = connect(
+    fork(CLIENT, [], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+    'replay client',
+  );
   const rounds = [];
   try {
     const { port } = await server.call('start');
@@ -400,7 +413,10 @@ export async function run(options = {}) {
       log(
         `replay: round ${i + 1}/${cfg.rounds} (${order.join(' then ')}): fan-out ${fmt(round.fanout.ms)} ms, ` +
           `replay ${fmt(round.replay.ms)} ms, ratio ${fmtRatio(round.replay.ms / round.fanout.ms)}` +
-          [round.fanout, round.replay].filter((r) => !r.ok).map((r) => ` [${r.kind} FAILED: ${r.problems.join('; ')}]`).join(''),
+          [round.fanout, round.replay]
+            .filter((r) => !r.ok)
+            .map((r) => ` [${r.kind} FAILED: ${r.problems.join('; ')}]`)
+            .join(''),
       );
       rounds.push(round);
     }

@@ -19,7 +19,8 @@ const selected = (process.env.BENCH_SCENARIOS || Object.keys(benchmarks).join(',
   .map((name) => name.trim())
   .filter(Boolean);
 for (const name of selected) {
-  if (!(name in benchmarks)) throw new Error(`BENCH_SCENARIOS: unknown benchmark ${name}; expected ${Object.keys(benchmarks).join(', ')}`);
+  if (!(name in benchmarks))
+    throw new Error(`BENCH_SCENARIOS: unknown benchmark ${name}; expected ${Object.keys(benchmarks).join(', ')}`);
 }
 
 const sections = [];
@@ -33,7 +34,11 @@ for (const name of selected) {
 function sourceVersion() {
   try {
     const cwd = new URL('..', import.meta.url);
-    return execFileSync('git', ['describe', '--always', '--dirty'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return execFileSync('git', ['describe', '--always', '--dirty'], {
+      cwd,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
   } catch {
     return 'unknown';
   }

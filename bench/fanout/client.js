@@ -3,7 +3,7 @@
 // parses just enough SSE to count events and read their publish timestamps;
 // for the chat scenario it is also the K publishers POSTing events.
 import net from 'node:net';
-import { serve, wallNow } from './ipc.js';
+import { serve, wallNow } from '../lib/ipc.js';
 import { makePayload } from './payload.js';
 import { SseCounter } from './sse-counter.js';
 
@@ -273,6 +273,12 @@ serve({
     recording = false;
     const sorted = samples.slice(0, sampleCount).sort();
     const at = (q) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
-    return { count: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted.length ? sorted[sorted.length - 1] : NaN };
+    return {
+      count: sorted.length,
+      p50: at(0.5),
+      p90: at(0.9),
+      p99: at(0.99),
+      max: sorted.length ? sorted[sorted.length - 1] : NaN,
+    };
   },
 });

@@ -3,7 +3,7 @@
 // (ms, wallNow()) and a sequence number `s`, which the client's SseCounter
 // finds by the leading `{"t":`. `json` is that text; `obj` parses back to it,
 // for publishers that serialize data themselves (JSON.stringify(obj) === json).
-import { wallNow } from './ipc.js';
+import { wallNow } from '../lib/ipc.js';
 
 const PAD = 'x'.repeat(4096);
 let sequence = 0;

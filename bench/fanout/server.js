@@ -8,9 +8,9 @@
 import http from 'node:http';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { listenOnLoopback, serve, wallNow } from './ipc.js';
+import { listenOnLoopback, serve, wallNow } from '../lib/ipc.js';
+import { percentile } from '../lib/report.js';
 import { makePayload } from './payload.js';
-import { percentile } from '../report.js';
 
 const IMPLEMENTATIONS = {
   raw: createRaw,
@@ -62,7 +62,7 @@ async function createRaw() {
     for (const res of clients) res.write(frame);
   };
   return {
-    handler(req, res) {
+    handler(_req, res) {
       res.writeHead(200, RAW_HEADERS);
       res.write(RAW_OPEN);
       clients.add(res);

@@ -52,7 +52,7 @@ export async function startClientProcess() {
         waiters.delete(waiter);
         clearTimeout(timer);
         if (message.type === type) resolve(message);
-        else reject(new Error(message.type === 'exit' ? exited ?? 'client process exited' : message.message));
+        else reject(new Error(message.type === 'exit' ? (exited ?? 'client process exited') : message.message));
       };
       waiters.add(waiter);
     });

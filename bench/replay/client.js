@@ -4,11 +4,11 @@
 // arrive: JSON data `{"i":N,...}` must run firstIndex, firstIndex+1, ... and
 // ids `channel:seq` must be consecutive from the position the stream starts
 // at (the stream-open id, or the Last-Event-ID sent when resuming).
-// Driven over IPC by bench/replay.js (request/response, bench/fanout/ipc.js).
+// Driven over IPC by bench/replay.js (request/response, bench/lib/ipc.js).
 // Times are `performance.timeOrigin + performance.now()`, as on the server.
 import http from 'node:http';
 import { createParser } from 'eventsource-parser';
-import { serve, wallNow } from '../fanout/ipc.js';
+import { serve, wallNow } from '../lib/ipc.js';
 
 /** @type {Subscription | null} */
 let current = null;
@@ -128,7 +128,8 @@ class Subscription {
     this.nextIndex = (Number.isSafeInteger(index) ? index : this.nextIndex) + 1;
     const seq = event.id === undefined ? null : this.seqOf(event.id, 'event id');
     if (seq === null) this.problem(`event #${this.received} has no usable id`);
-    else if (this.seq !== null && seq !== this.seq + 1) this.problem(`event #${this.received} has id ${event.id} after seq ${this.seq}`);
+    else if (this.seq !== null && seq !== this.seq + 1)
+      this.problem(`event #${this.received} has id ${event.id} after seq ${this.seq}`);
     if (seq !== null) this.seq = seq;
     if (this.received === 0) {
       this.firstAt = now;

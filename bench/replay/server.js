@@ -5,7 +5,7 @@
 // Usage (forked): node --expose-gc bench/replay/server.js
 import http from 'node:http';
 import { Readable } from 'node:stream';
-import { listenOnLoopback, serve, wallNow } from '../fanout/ipc.js';
+import { listenOnLoopback, serve, wallNow } from '../lib/ipc.js';
 
 const { EventStream, MemoryEventStore } = await import('../../dist/index.js');
 
@@ -78,4 +78,3 @@ serve({
     }
   },
 });
-

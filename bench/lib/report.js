@@ -41,12 +41,23 @@ export function changedSettingsNote(barSettings, cfg, what = 'these verdicts are
   return `**The ${what === 'the verdict is' ? 'bar is' : 'bars are'} defined at ${defined}; this run changed ${changed}, so ${what} indicative only.**`;
 }
 
+/** Appends `paragraph` to `out` after a blank line; null appends nothing. */
+export function pushParagraph(out, paragraph) {
+  if (paragraph === null) return;
+  out.push('');
+  out.push(paragraph);
+}
+
+/** Opens the collapsed block that holds the report's details; closeDetails ends it. */
+export function openDetails(out, summary) {
+  out.push('');
+  out.push(`<details><summary>${summary}</summary>`);
+  out.push('');
+}
+
 /** Appends `notes` (paragraphs) to `out` and closes the report's <details> block. */
 export function closeDetails(out, notes) {
-  for (const note of notes) {
-    out.push('');
-    out.push(note);
-  }
+  for (const note of notes) pushParagraph(out, note);
   out.push('');
   out.push('</details>');
 }

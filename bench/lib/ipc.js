@@ -85,7 +85,7 @@ export function serve(ownHandlers) {
       const result = await handler(args ?? {});
       process.send({ id, result: result ?? null });
     } catch (error) {
-      process.send({ id, error: error instanceof Error ? error.stack ?? error.message : String(error) });
+      process.send({ id, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
     }
   });
   // The parent is gone: nothing more to do.

@@ -4,10 +4,10 @@ import { execFileSync, fork } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { connect } from './ipc.js';
-import { machineLoad, machineSnapshot } from '../machine-load.js';
+import { machineLoad, machineSnapshot } from './machine-load.js';
 
-const SERVER = fileURLToPath(new URL('./server.js', import.meta.url));
-const CLIENT = fileURLToPath(new URL('./client.js', import.meta.url));
+const SERVER = fileURLToPath(new URL('../fanout/server.js', import.meta.url));
+const CLIENT = fileURLToPath(new URL('../fanout/client.js', import.meta.url));
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -31,12 +31,26 @@ export function openFileLimit() {
   }
 }
 
+/**
+ * The report's note on open files, once the limit allows `needed` per child;
+ * throws otherwise, saying what each child would `hold` and what to do.
+ */
+export function requireOpenFiles(needed, hold, advice = '') {
+  const limit = openFileLimit();
+  if (Number.isFinite(limit) && limit < needed) {
+    throw new Error(
+      `ulimit -n is ${limit}, but the client and server processes each ${hold}; raise it (ulimit -n ${needed * 2})${advice}`,
+    );
+  }
+  return `Open-file limit (ulimit -n) ${Number.isFinite(limit) ? limit : 'unknown'}; each child needs about ${needed}.`;
+}
+
 /** A server child running `impl` (mounted on `mount`) and a fresh client child; `pids` for machine load. */
 export function startPair(impl, mount = 'http') {
   const prof = process.env.BENCH_SERVER_PROF;
   const server = connect(
     fork(SERVER, [impl, mount], {
-      execArgv: ['--expose-gc', ...(prof ? ['--cpu-prof', '--cpu-prof-dir=' + prof] : [])],
+      execArgv: ['--expose-gc', ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     }),
     `server[${impl}]`,
