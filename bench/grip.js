@@ -37,6 +37,7 @@ import { startClientProcess } from './grip/client-driver.js';
 import { countRequestsTo } from './grip/control-counter.js';
 import { envInt } from './lib/env.js';
 import { pushpinAvailable, pushpinVersion, startPushpin } from './lib/pushpin.js';
+import { firstLine } from './lib/report.js';
 
 /** The bar: this package's median events/s at least this many times the original's, every event delivered in order. */
 const BAR_RATIO = 20;
@@ -128,7 +129,7 @@ async function startOrigin(active) {
   const server = http.createServer((req, res) => {
     const match = /^\/([a-z]+)\/events\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '');
     const instance = match ? active.get(match[1]) : undefined;
-    if (!instance) {
+    if (!match || !instance) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('no such stream\n');
       return;
     }
@@ -142,7 +143,7 @@ async function startOrigin(active) {
   });
   await new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
+    server.listen(0, '127.0.0.1', () => resolve(undefined));
   });
   return server;
 }
@@ -173,16 +174,17 @@ async function measure({ impl, factory, count, cfg, pushpin, active, counter, cl
     // a 10,000-event run of the other implementation was measured up to 2x slower.
     if (cfg.settleMs > 0) await sleep(cfg.settleMs);
     writable = instance.createChannelWritable(channel);
+    /** @type {Error | null} */
     let writeError = null;
     let finishedAt = null;
     const finished = new Promise((resolve) => {
       writable.once('finish', () => {
         finishedAt = wallNow();
-        resolve();
+        resolve(undefined);
       });
       writable.once('error', (error) => {
         writeError = error;
-        resolve();
+        resolve(undefined);
       });
     });
     // Counted from here: only the timed publishes.
@@ -204,11 +206,13 @@ async function measure({ impl, factory, count, cfg, pushpin, active, counter, cl
     await sleep(300);
     const requests = counter.snapshot();
     const { result: check, clientErrors } = await client.verify();
+    // Set by the writable's listeners, which the checker does not follow.
+    const failure = /** @type {Error | null} */ (writeError);
     const doneAt = client.state.doneAt;
-    const ok = writeError === null && doneAt !== null && check.exactlyOnceInOrder;
+    const ok = failure === null && doneAt !== null && check.exactlyOnceInOrder;
     const ms = doneAt === null ? null : doneAt - startedAt;
     let error = null;
-    if (writeError !== null) error = `writable error: ${writeError?.message ?? String(writeError)}`;
+    if (failure !== null) error = `writable error: ${failure?.message ?? String(failure)}`;
     else if (doneAt === null) error = `client stalled at ${check.received}/${count} events for ${cfg.stallMs} ms`;
     else if (!check.exactlyOnceInOrder) error = 'events not delivered exactly once in order';
     return {
@@ -356,8 +360,11 @@ export async function run(options = {}) {
   for (const impl of cfg.impls) factories[impl] = await IMPLS[impl].factory();
 
   const active = new Map();
+  /** @type {Record<string, any[]>} */
   const byImpl = Object.fromEntries(cfg.impls.map((impl) => [impl, []]));
+  /** @type {http.Server | null} */
   let origin = null;
+  /** @type {import('./lib/pushpin.js').RunningPushpin | null} */
   let pushpin = null;
   let counter = null;
   let client = null;
@@ -374,7 +381,7 @@ export async function run(options = {}) {
   process.once('SIGTERM', onSignal);
   try {
     origin = await startOrigin(active);
-    pushpin = await startPushpin(origin.address().port);
+    pushpin = await startPushpin(/** @type {import('node:net').AddressInfo} */ (origin.address()).port);
     counter = countRequestsTo(pushpin.controlUri);
     client = await startClientProcess();
     const context = { cfg, pushpin, active, counter, client };
@@ -386,7 +393,7 @@ export async function run(options = {}) {
           const r = await measure({ ...context, impl, factory: factories[impl], count: cfg.warmupEvents });
           if (!r.ok) notes.push(`${impl} warm-up run failed: ${r.error}.`);
         } catch (error) {
-          notes.push(`${impl} warm-up run failed: ${error.message.split('\n')[0]}.`);
+          notes.push(`${impl} warm-up run failed: ${firstLine(error)}.`);
         }
       }
     }
@@ -402,7 +409,7 @@ export async function run(options = {}) {
             impl,
             count,
             ok: false,
-            error: error.message.split('\n')[0],
+            error: firstLine(error),
             ms: null,
             finishMs: null,
             eventsPerSecond: null,
@@ -420,8 +427,8 @@ export async function run(options = {}) {
     }
   } catch (error) {
     const logs = pushpin ? `\n${(await pushpin.logs()).slice(-3000)}` : '';
-    log(`grip: setup failed: ${error.stack ?? error}${logs}`);
-    notes.push(`Setup failed: ${String(error.message).split('\n')[0]}`);
+    log(`grip: setup failed: ${error instanceof Error ? (error.stack ?? error) : error}${logs}`);
+    notes.push(`Setup failed: ${firstLine(error)}`);
     for (const impl of cfg.impls) {
       if (byImpl[impl].length === 0)
         byImpl[impl].push({
@@ -441,8 +448,9 @@ export async function run(options = {}) {
     await client?.stop();
     for (const instance of active.values()) await instance.close().catch(() => {});
     if (origin) {
-      origin.closeAllConnections();
-      await new Promise((resolve) => origin.close(resolve));
+      const server = origin;
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
     }
     await pushpin?.stop();
     process.removeListener('SIGINT', onSignal);

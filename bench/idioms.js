@@ -315,6 +315,10 @@ async function measure(impl, cfg) {
 // Reporting
 
 /** A metric: its label, how to read it from one implementation's round, its digits; `limit` makes it a bar. */
+/**
+ * @param {string} label
+ * @param {number | null} [limit] the bar, for a metric that has one
+ */
 function metric(label, pick, digits, limit = null) {
   return { label, pick, digits, limit };
 }

@@ -40,7 +40,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { envInt } from './lib/env.js';
 import { connect } from './lib/ipc.js';
 import { machineLoad, machineSnapshot } from './lib/machine-load.js';
-import { changedSettingsNote, closeDetails, openDetails, pushParagraph } from './lib/report.js';
+import { changedSettingsNote, closeDetails, firstLine, openDetails, pushParagraph } from './lib/report.js';
 
 const SERVER = fileURLToPath(new URL('./replay/server.js', import.meta.url));
 const CLIENT = fileURLToPath(new URL('./replay/client.js', import.meta.url));
@@ -192,7 +192,7 @@ async function attempt(kind, ctx) {
     return await (kind === 'fanout' ? measureFanout(ctx) : measureReplay(ctx));
   } catch (error) {
     await ctx.client.call('close').catch(() => {});
-    return { kind, ms: NaN, ok: false, problems: [error.message.split('\n')[0]] };
+    return { kind, ms: NaN, ok: false, problems: [firstLine(error)] };
   }
 }
 
@@ -285,10 +285,10 @@ function render(cfg, rounds, notes) {
         'client socket reads',
         'every event exactly once, in order',
       ],
-      [
+      /** @type {[string, typeof fan][]} */ ([
         ['fan-out to one connected client', fan],
         [`replay to a resuming client (${cfg.via === 'header' ? 'Last-Event-ID' : '?lastEventId='})`, rep],
-      ].map(([label, s]) => [
+      ]).map(([label, s]) => [
         label,
         fmt(s.ms),
         fmtInt(s.eventsPerSec),

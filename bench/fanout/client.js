@@ -40,7 +40,9 @@ class Conn {
   constructor(port) {
     this.target = Infinity;
     this.closedByUs = false;
+    /** @type {(() => void) | null} */
     this.openedResolve = null;
+    /** @type {Promise<void>} */
     this.opened = new Promise((resolve, reject) => {
       this.openedResolve = resolve;
       this.openedReject = reject;
@@ -81,6 +83,8 @@ class Conn {
           } catch (error) {
             this.fail(error);
           }
+          // false would pause the socket
+          return true;
         },
       },
     });
@@ -144,6 +148,7 @@ class Publisher {
     this.socket.setEncoding('latin1');
     this.pending = '';
     this.answer = null;
+    /** @type {Error | null} */
     this.error = null;
     this.connected = new Promise((resolve, reject) => {
       this.socket.once('connect', resolve);
@@ -174,7 +179,7 @@ class Publisher {
     if (this.error !== null) return Promise.reject(this.error);
     const body = makePayload(bytes).json;
     return new Promise((resolve, reject) => {
-      this.answer = (error) => (error ? reject(error) : resolve());
+      this.answer = (error) => (error ? reject(error) : resolve(undefined));
       this.socket.write(
         'POST /say HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n' +
           `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,

@@ -29,7 +29,8 @@ if (mount !== 'http' && mount !== 'express') {
   console.error(`unknown mount ${mount}; expected http or express`);
   process.exit(2);
 }
-if (typeof globalThis.gc !== 'function') {
+const gc = globalThis.gc;
+if (typeof gc !== 'function') {
   console.error('the server child needs --expose-gc');
   process.exit(2);
 }
@@ -228,7 +229,7 @@ serve({
 
   async mem() {
     for (let i = 0; i < 4; i++) {
-      globalThis.gc();
+      gc();
       await tick();
     }
     const { heapUsed, rss, external, arrayBuffers } = process.memoryUsage();

@@ -3,6 +3,11 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
+/**
+ * What the client process sends; which fields are set depends on `type`.
+ * @typedef {{ type: string, received: number, at: number, message: string }} ClientMessage
+ */
+
 const CHILD = fileURLToPath(new URL('./client-process.js', import.meta.url));
 
 export async function startClientProcess() {
@@ -12,14 +17,15 @@ export async function startClientProcess() {
   const exitedPromise = new Promise((resolve) => {
     child.once('exit', (code, signal) => {
       exited = `client process exited (code ${code}, signal ${signal})`;
-      resolve();
+      resolve(undefined);
     });
   });
   const waiters = new Set();
   let donePromise = Promise.resolve();
   let resolveDone = null;
-  const state = { received: 0, lastProgressAt: 0, doneAt: null, warm: 0 };
-  child.on('message', (message) => {
+  const state = { received: 0, lastProgressAt: 0, doneAt: /** @type {number | null} */ (null), warm: 0 };
+  child.on('message', (received) => {
+    const message = /** @type {ClientMessage} */ (received);
     switch (message?.type) {
       case 'warm':
         state.warm++;

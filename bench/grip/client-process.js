@@ -13,7 +13,7 @@ import { openReceiver } from './receiver.js';
 
 const wallNow = () => performance.timeOrigin + performance.now();
 const send = (message) => {
-  if (process.connected) process.send(message);
+  if (process.connected) process.send?.(message);
 };
 
 let receiver = null;
@@ -26,7 +26,8 @@ function stopReceiver() {
   receiver = null;
 }
 
-process.on('message', (message) => {
+process.on('message', (received) => {
+  const message = /** @type {{ cmd: string, url: string, expected: number }} */ (received);
   switch (message?.cmd) {
     case 'open': {
       stopReceiver();
@@ -48,7 +49,7 @@ process.on('message', (message) => {
           send({ type: 'progress', received: reported, at: performance.timeOrigin + current.state.lastProgressAt });
         }
       }, 50);
-      current.done.then(() => send({ type: 'done', at: performance.timeOrigin + current.state.doneAt }));
+      current.done.then(() => send({ type: 'done', at: performance.timeOrigin + (current.state.doneAt ?? NaN) }));
       break;
     }
     case 'verify':

@@ -15,7 +15,7 @@ export function openReceiver(url, expected) {
     errors: 0,
     unparsable: 0,
     lastProgressAt: performance.now(),
-    doneAt: null,
+    doneAt: /** @type {number | null} */ (null),
   };
 
   let resolveOpened;

@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { connect } from './ipc.js';
 import { machineLoad, machineSnapshot } from './machine-load.js';
+import { firstLine } from './report.js';
 
 const SERVER = fileURLToPath(new URL('../fanout/server.js', import.meta.url));
 const CLIENT = fileURLToPath(new URL('../fanout/client.js', import.meta.url));
@@ -176,8 +177,8 @@ export async function runRounds({ cfg, label, orderOf, measure, jsonVar }) {
       try {
         results[impl] = await measure(impl, cfg);
       } catch (error) {
-        log(`  ${impl}: FAILED: ${error.message}`);
-        results[impl] = { impl, error: error.message.split('\n')[0] };
+        log(`  ${impl}: FAILED: ${error instanceof Error ? error.message : error}`);
+        results[impl] = { impl, error: firstLine(error) };
       }
     }
     rounds.push(results);

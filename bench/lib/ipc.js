@@ -75,17 +75,17 @@ export function serve(ownHandlers) {
     ...ownHandlers,
   };
   process.on('message', async (message) => {
-    const { id, cmd, args } = message ?? {};
+    const { id, cmd, args } = /** @type {{ id?: number, cmd?: string, args?: object }} */ (message ?? {});
     if (cmd === 'exit') {
       process.exit(0);
     }
-    const handler = handlers[cmd];
+    const handler = cmd === undefined ? undefined : handlers[cmd];
     try {
       if (typeof handler !== 'function') throw new Error(`unknown command ${cmd}`);
       const result = await handler(args ?? {});
-      process.send({ id, result: result ?? null });
+      process.send?.({ id, result: result ?? null });
     } catch (error) {
-      process.send({ id, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+      process.send?.({ id, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
     }
   });
   // The parent is gone: nothing more to do.

@@ -41,6 +41,14 @@ export function changedSettingsNote(barSettings, cfg, what = 'these verdicts are
   return `**The ${what === 'the verdict is' ? 'bar is' : 'bars are'} defined at ${defined}; this run changed ${changed}, so ${what} indicative only.**`;
 }
 
+/**
+ * The first line of what was thrown, for a table cell or a note.
+ * @param {unknown} error
+ */
+export function firstLine(error) {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0];
+}
+
 /** Appends `paragraph` to `out` after a blank line; null appends nothing. */
 export function pushParagraph(out, paragraph) {
   if (paragraph === null) return;
