@@ -62,6 +62,15 @@ const NOISY_PCT = 20;
 const STRAGGLER_TIMEOUT_MS = 30_000;
 const BAR_SETTINGS = { clients: 1000, clientsSmall: 100, burstEvents: 200, intervalMs: 10, payloadBytes: 100 };
 
+/**
+ * One implementation's measurements in one round (or their medians): figures
+ * by name, nested per latency run; `error` when the run failed.
+ * @typedef {{ impl: string, error?: string | null, [figure: string]: any }} Result
+ * @typedef {Record<string, Result>} Round
+ * @typedef {ReturnType<typeof config>} Config
+ */
+
+/** @param {{ log?: (line: string) => void }} options */
 function config(options) {
   const impls = (process.env.BENCH_IMPLS ?? ALL_IMPLS.join(','))
     .split(',')
@@ -84,17 +93,22 @@ function config(options) {
     intervalMs: envInt('BENCH_LATENCY_INTERVAL_MS', 10),
     closedLoop: envInt('BENCH_CLOSED_LOOP', 1, 0) === 1,
     repeat: envInt('BENCH_REPEAT', 1),
-    log: options.log ?? ((line) => process.stderr.write(`${line}\n`)),
+    log: options.log ?? ((/** @type {string} */ line) => process.stderr.write(`${line}\n`)),
   };
 }
 
 // ---------------------------------------------------------------------------
 
-/** Runs every scenario against one implementation, with fresh server and client processes. */
+/**
+ * Runs every scenario against one implementation, with fresh server and client processes.
+ * @param {string} impl
+ * @param {Config} cfg
+ */
 async function measure(impl, cfg) {
   const { log } = cfg;
   const pair = startPair(impl);
   const { server, client, pids } = pair;
+  /** @type {Result} */
   const result = { impl };
   const serverCount = () => server.call('count');
   try {
@@ -123,6 +137,10 @@ async function measure(impl, cfg) {
     );
 
     // Steady-rate latency.
+    /**
+     * @param {number} n
+     * @param {'open' | 'closed'} mode
+     */
     const latency = async (n, mode) => {
       const from = wallNow() + cfg.latencyWarmupMs;
       await client.call('latStart', { from });
@@ -188,8 +206,14 @@ async function measure(impl, cfg) {
 // ---------------------------------------------------------------------------
 // Reporting
 
-/** Per implementation, the median of every numeric metric over the rounds. */
+/**
+ * Per implementation, the median of every numeric metric over the rounds.
+ * @param {Round[]} rounds
+ * @param {readonly string[]} impls
+ * @returns {Round}
+ */
 function combine(rounds, impls) {
+  /** @type {Round} */
   const out = {};
   for (const impl of impls) {
     const runs = rounds.map((round) => round[impl]).filter((r) => r && !r.error);
@@ -198,7 +222,12 @@ function combine(rounds, impls) {
       out[impl] = { impl, error: error ?? 'no data' };
       continue;
     }
+    /**
+     * @param {Record<string, any>[]} objects
+     * @returns {Record<string, any>}
+     */
     const merge = (objects) => {
+      /** @type {Record<string, any>} */
       const merged = {};
       for (const key of Object.keys(objects[0])) {
         const values = objects.map((o) => o[key]);
@@ -208,16 +237,24 @@ function combine(rounds, impls) {
       }
       return merged;
     };
-    out[impl] = { ...merge(runs), rounds: runs.length, failedRounds: rounds.length - runs.length, error: null };
+    out[impl] = { impl, ...merge(runs), rounds: runs.length, failedRounds: rounds.length - runs.length, error: null };
   }
   return out;
 }
 
+/**
+ * @param {Round} results the medians, from combine()
+ * @param {Config} cfg
+ * @param {readonly string[]} notes
+ * @param {Round[]} rounds
+ */
 function render(results, cfg, notes, rounds) {
-  const raw = results.raw.error ? {} : results.raw;
+  /** @type {Result} */
+  const raw = results.raw.error ? { impl: 'raw' } : results.raw;
   const impls = cfg.impls;
   const S = cfg.clientsSmall;
   const L = cfg.clients;
+  /** @type {(impl: string, width: number) => string[]} */
   const failedRow = (impl, width) => [impl, `failed: ${results[impl].error}`, ...Array(width - 2).fill('')];
   const out = [];
   out.push('## Fan-out');
@@ -267,6 +304,7 @@ function render(results, cfg, notes, rounds) {
     ),
   );
   out.push('');
+  /** @type {(small: string, large: string, rateColumn: string) => string} */
   const latencyTable = (small, large, rateColumn) =>
     table(
       ['implementation', `p50 N=${S}`, 'x raw', `p99 N=${S}`, 'x raw', `p50 N=${L}`, 'x raw', `p99 N=${L}`, 'x raw', rateColumn],
@@ -337,6 +375,7 @@ function render(results, cfg, notes, rounds) {
     // Each round runs raw and eventstream minutes apart on the same machine state, so a bar is
     // judged on the median of the rounds' own ratios (paired), not on a ratio of medians taken
     // from different rounds; both are shown.
+    /** @type {(name: string, pick: (r: Result) => number, limit: number | null) => string[]} */
     const barRow = (name, pick, limit) => {
       const paired = rounds
         .map(
@@ -347,7 +386,8 @@ function render(results, cfg, notes, rounds) {
             !round.raw.error &&
             ratio(pick(round.eventstream), pick(round.raw)),
         )
-        .filter((r) => Number.isFinite(r));
+        // only the finite ratios: false and NaN go
+        .filter(/** @type {(r: number | false) => r is number} */ ((r) => Number.isFinite(r)));
       const r = median(paired);
       let verdict;
       if (es.error || results.raw.error) verdict = 'FAIL (run failed)';
@@ -440,10 +480,15 @@ function render(results, cfg, notes, rounds) {
 }
 
 /** Renders a run saved with BENCH_FANOUT_JSON again (for example after changing the report). */
+/**
+ * @param {{ settings: Config, rounds: Round[] }} saved
+ * @param {string[]} [notes]
+ */
 export function report({ settings, rounds }, notes = []) {
   return render(combine(rounds, settings.impls), settings, notes, rounds);
 }
 
+/** @param {{ log?: (line: string) => void }} [options] */
 export async function run(options = {}) {
   const cfg = config(options);
   const notes = [];

@@ -43,22 +43,41 @@ import { firstLine } from './lib/report.js';
 const BAR_RATIO = 20;
 const EVENT_TYPE = 'tick';
 
-/** The calls the benchmark makes, on an EventStream of either version. */
+/**
+ * What the benchmark uses of an EventStream, whichever version.
+ * @typedef {object} Instance
+ * @property {(channel: string) => (req: http.IncomingMessage, res: http.ServerResponse, next: (error?: unknown) => void) => unknown} middleware
+ * @property {(channel: string, event: { event: string, data: unknown }) => Promise<void>} publishEvent
+ * @property {(channel: string) => import('node:stream').Writable} createChannelWritable
+ * @property {() => Promise<void>} close
+ * @typedef {(grip: { control_uri: string, verify_key: string }) => Instance} Factory
+ * @typedef {ReturnType<typeof config>} Config
+ * @typedef {{ impl: string, ok: boolean, error: string | null, [figure: string]: any }} Result
+ */
+
+/**
+ * The calls the benchmark makes, on an EventStream of either version.
+ * @param {any} es this package's or 2.0.1's EventStream: two types with these methods in common
+ * @param {() => Promise<void>} close
+ * @returns {Instance}
+ */
 function calls(es, close) {
   return {
-    middleware: (channel) => es(channel),
-    publishEvent: (channel, event) => es.publishEvent(channel, event),
-    createChannelWritable: (channel) => es.createChannelWritable(channel),
+    middleware: (/** @type {string} */ channel) => es(channel),
+    publishEvent: (/** @type {string} */ channel, /** @type {{ event: string, data: unknown }} */ event) =>
+      es.publishEvent(channel, event),
+    createChannelWritable: (/** @type {string} */ channel) => es.createChannelWritable(channel),
     close,
   };
 }
 
+/** @type {Record<string, { label: string, factory: () => Promise<Factory> }>} */
 const IMPLS = {
   eventstream: {
     label: 'eventstream (this package)',
     async factory() {
       const { EventStream } = await import('../dist/index.js');
-      return (grip) => {
+      return (/** @type {{ control_uri: string, verify_key: string }} */ grip) => {
         const es = new EventStream({ grip });
         return calls(es, () => es.close());
       };
@@ -69,11 +88,13 @@ const IMPLS = {
     async factory() {
       const { EventStream } = await import('eventstream-original');
       // It has no close(); in GRIP mode it holds no timers or sockets of its own.
-      return (grip) => calls(new EventStream({ grip }), async () => {});
+      return (/** @type {{ control_uri: string, verify_key: string }} */ grip) =>
+        calls(new EventStream({ grip }), async () => {});
     },
   },
 };
 
+/** @param {{ log?: (line: string) => void }} options */
 function config(options) {
   const impls = (process.env.BENCH_GRIP_IMPLS ?? Object.keys(IMPLS).join(','))
     .split(',')
@@ -82,6 +103,7 @@ function config(options) {
   for (const impl of impls) if (!(impl in IMPLS)) throw new Error(`BENCH_GRIP_IMPLS: unknown implementation ${impl}`);
   return {
     impls,
+    /** @type {Record<string, number>} */
     events: {
       eventstream: envInt('BENCH_GRIP_EVENTS', 10_000),
       original: envInt('BENCH_GRIP_ORIGINAL_EVENTS', envInt('BENCH_GRIP_EVENTS', 10_000)),
@@ -91,13 +113,18 @@ function config(options) {
     payloadBytes: envInt('BENCH_GRIP_PAYLOAD_BYTES', 100, 24),
     stallMs: envInt('BENCH_GRIP_STALL_MS', 10_000),
     settleMs: envInt('BENCH_GRIP_SETTLE_MS', 2000, 0),
-    log: options.log ?? ((line) => process.stderr.write(`${line}\n`)),
+    log: options.log ?? ((/** @type {string} */ line) => process.stderr.write(`${line}\n`)),
   };
 }
 
+/** @type {(ms: number) => Promise<void>} */
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Events whose JSON data is exactly `bytes` long: {"seq":N,"pad":"xxx..."}. */
+/**
+ * @param {number} count
+ * @param {number} bytes
+ */
 function buildEvents(count, bytes) {
   const events = new Array(count);
   for (let seq = 0; seq < count; seq++) {
@@ -107,6 +134,7 @@ function buildEvents(count, bytes) {
   return events;
 }
 
+/** @param {readonly number[]} values */
 function median(values) {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
@@ -114,7 +142,15 @@ function median(values) {
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
+/**
+ * @template T
+ * @param {Promise<T>} promise
+ * @param {number} ms
+ * @param {string} what
+ * @returns {Promise<T>}
+ */
 function withTimeout(promise, ms, what) {
+  /** @type {NodeJS.Timeout | undefined} */
   let timer;
   return Promise.race([
     promise.finally(() => clearTimeout(timer)),
@@ -125,6 +161,7 @@ function withTimeout(promise, ms, what) {
 }
 
 /** The app server Pushpin routes to: /<impl>/events/<channel> goes to that implementation's current EventStream. */
+/** @param {Map<string, Instance>} active */
 async function startOrigin(active) {
   const server = http.createServer((req, res) => {
     const match = /^\/([a-z]+)\/events\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '');
@@ -133,12 +170,15 @@ async function startOrigin(active) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('no such stream\n');
       return;
     }
+    /** @param {any} error */
     const fail = (error) => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
       res.end(`${String(error?.message ?? error)}\n`);
     };
     Promise.resolve()
-      .then(() => instance.middleware(match[2])(req, res, (error) => fail(error ?? new Error('not handled'))))
+      .then(() =>
+        instance.middleware(match[2])(req, res, (/** @type {unknown} */ error) => fail(error ?? new Error('not handled'))),
+      )
       .catch(fail);
   });
   await new Promise((resolve, reject) => {
@@ -152,11 +192,19 @@ let channelCounter = 0;
 const wallNow = () => performance.timeOrigin + performance.now();
 
 /** One run: subscribe the client through Pushpin, pipe `count` events into the channel writable, wait for all of them. */
+/**
+ * @param {{ impl: string, factory: Factory, count: number, cfg: Config, pushpin: import('./lib/pushpin.js').RunningPushpin,
+ *   active: Map<string, Instance>, counter: ReturnType<typeof countRequestsTo>,
+ *   client: Awaited<ReturnType<typeof startClientProcess>> }} run
+ * @returns {Promise<Result>}
+ */
 async function measure({ impl, factory, count, cfg, pushpin, active, counter, client }) {
   const channel = `bench-${impl}-${process.pid}-${++channelCounter}`;
   const instance = factory({ control_uri: pushpin.controlUri, verify_key: pushpin.sigKey });
   active.set(impl, instance);
+  /** @type {Readable | null} */
   let source = null;
+  /** @type {import('node:stream').Writable | null} */
   let writable = null;
   try {
     await client.open(`${pushpin.proxyUrl}/${impl}/events/${channel}`, count);
@@ -173,16 +221,17 @@ async function measure({ impl, factory, count, cfg, pushpin, active, counter, cl
     // Let the previous run's aftermath die down first: without the pause, a run right after
     // a 10,000-event run of the other implementation was measured up to 2x slower.
     if (cfg.settleMs > 0) await sleep(cfg.settleMs);
-    writable = instance.createChannelWritable(channel);
+    const target = instance.createChannelWritable(channel);
+    writable = target;
     /** @type {Error | null} */
     let writeError = null;
     let finishedAt = null;
     const finished = new Promise((resolve) => {
-      writable.once('finish', () => {
+      target.once('finish', () => {
         finishedAt = wallNow();
         resolve(undefined);
       });
-      writable.once('error', (error) => {
+      target.once('error', (error) => {
         writeError = error;
         resolve(undefined);
       });
@@ -238,9 +287,12 @@ async function measure({ impl, factory, count, cfg, pushpin, active, counter, cl
   }
 }
 
+/** @type {(n: number | null) => string} */
 const fmtInt = (n) => (n === null || !Number.isFinite(n) ? '—' : Math.round(n).toLocaleString('en-US'));
+/** @type {(n: number | null) => string} */
 const fmtMs = (n) => (n === null || !Number.isFinite(n) ? '—' : n.toFixed(0));
 
+/** @param {Result[]} results */
 function describeCheck(results) {
   const good = results.filter((r) => r.ok).length;
   const bad = results.filter((r) => !r.ok);
@@ -259,6 +311,12 @@ function describeCheck(results) {
   return `**NO**, ${good}/${results.length} runs ok (${details})`;
 }
 
+/**
+ * @param {Config} cfg
+ * @param {string} versionText
+ * @param {Record<string, Result[]>} byImpl
+ * @param {string[]} notes
+ */
 function report(cfg, versionText, byImpl, notes) {
   const lines = [];
   lines.push('## GRIP publish throughput');
@@ -279,6 +337,7 @@ function report(cfg, versionText, byImpl, notes) {
     '| implementation | events/run | median events/s | min–max events/s | median ms to last event | median ms to writable finish | control-API requests/run | events/request | every event exactly once, in order |',
   );
   lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+  /** @type {Record<string, number | null>} */
   const medians = {};
   for (const impl of cfg.impls) {
     const results = byImpl[impl];
@@ -346,6 +405,29 @@ function report(cfg, versionText, byImpl, notes) {
   return { markdown: lines.join('\n').trimEnd(), verdict };
 }
 
+/**
+ * A run that measured nothing.
+ * @param {string} impl
+ * @param {string} error
+ * @param {number} [count] the events it was to publish
+ * @returns {Result}
+ */
+function failedRun(impl, error, count) {
+  return {
+    impl,
+    ...(count === undefined ? {} : { count }),
+    ok: false,
+    error,
+    ms: null,
+    finishMs: null,
+    eventsPerSecond: null,
+    publishRequests: NaN,
+    check: null,
+    clientErrors: 0,
+  };
+}
+
+/** @param {{ log?: (line: string) => void }} [options] */
 export async function run(options = {}) {
   const cfg = config(options);
   const { log } = cfg;
@@ -356,21 +438,26 @@ export async function run(options = {}) {
     return `## GRIP publish throughput\n\n**NOT RUN: ${message}** GRIP bar: FAIL (not measured).`;
   }
 
+  /** @type {Record<string, Factory>} */
   const factories = {};
   for (const impl of cfg.impls) factories[impl] = await IMPLS[impl].factory();
 
+  /** @type {Map<string, Instance>} */
   const active = new Map();
-  /** @type {Record<string, any[]>} */
+  /** @type {Record<string, Result[]>} */
   const byImpl = Object.fromEntries(cfg.impls.map((impl) => [impl, []]));
   /** @type {http.Server | null} */
   let origin = null;
   /** @type {import('./lib/pushpin.js').RunningPushpin | null} */
   let pushpin = null;
+  /** @type {ReturnType<typeof countRequestsTo> | null} */
   let counter = null;
+  /** @type {Awaited<ReturnType<typeof startClientProcess>> | null} */
   let client = null;
   const startedAt = performance.now();
   const loadBefore = os.loadavg()[0];
   // Pushpin runs in its own session, so a Ctrl-C at the terminal does not reach it: stop it here, then exit.
+  /** @param {NodeJS.Signals} signal */
   const onSignal = (signal) => {
     log(`grip: ${signal}, stopping Pushpin`);
     Promise.all([pushpin?.stop(), client?.stop()])
@@ -405,18 +492,7 @@ export async function run(options = {}) {
         try {
           r = await measure({ ...context, impl, factory: factories[impl], count });
         } catch (error) {
-          r = {
-            impl,
-            count,
-            ok: false,
-            error: firstLine(error),
-            ms: null,
-            finishMs: null,
-            eventsPerSecond: null,
-            publishRequests: NaN,
-            check: null,
-            clientErrors: 0,
-          };
+          r = failedRun(impl, firstLine(error), count);
         }
         log(
           `  ${r.ok ? 'ok' : `FAILED (${r.error})`}: ${fmtInt(r.eventsPerSecond)} events/s, ${fmtMs(r.ms)} ms to last event, ` +
@@ -430,18 +506,7 @@ export async function run(options = {}) {
     log(`grip: setup failed: ${error instanceof Error ? (error.stack ?? error) : error}${logs}`);
     notes.push(`Setup failed: ${firstLine(error)}`);
     for (const impl of cfg.impls) {
-      if (byImpl[impl].length === 0)
-        byImpl[impl].push({
-          impl,
-          ok: false,
-          error: 'not run (setup failed)',
-          ms: null,
-          finishMs: null,
-          eventsPerSecond: null,
-          publishRequests: NaN,
-          check: null,
-          clientErrors: 0,
-        });
+      if (byImpl[impl].length === 0) byImpl[impl].push(failedRun(impl, 'not run (setup failed)'));
     }
   } finally {
     counter?.stop();

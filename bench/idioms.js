@@ -90,6 +90,16 @@ const SCHEDULE_SLACK = 1.1;
 const NOISY_PCT = 20;
 const STRAGGLER_TIMEOUT_MS = 60_000;
 
+/**
+ * One implementation's measurements in one round: figures by scenario; `error` when the run failed.
+ * @typedef {{ impl: string, error?: string | null, [figure: string]: any }} Result
+ * @typedef {Record<string, Result>} Round
+ * @typedef {ReturnType<typeof config>} Config
+ * @typedef {import('./lib/driver.js').Pair} Pair
+ * @typedef {{ label: string, pick: (r: Result) => number, digits: number, limit: number | null }} Metric
+ */
+
+/** @param {{ log?: (line: string) => void }} options */
 function config(options) {
   const scenarios = (process.env.BENCH_IDIOMS ?? SCENARIOS.join(','))
     .split(',')
@@ -120,16 +130,22 @@ function config(options) {
     chatWarmupMs: envInt('BENCH_IDIOMS_CHAT_WARMUP_MS', 500),
     payloadBytes: envInt('BENCH_PAYLOAD_BYTES', 100, 32),
     repeat: envInt('BENCH_REPEAT', 1),
-    log: options.log ?? ((line) => process.stderr.write(`${line}\n`)),
+    log: options.log ?? ((/** @type {string} */ line) => process.stderr.write(`${line}\n`)),
   };
 }
 
+/** @type {(cfg: { scenarios: readonly string[] }, scenario: string) => boolean} */
 const has = (cfg, scenario) => cfg.scenarios.includes(scenario);
 
 // ---------------------------------------------------------------------------
 // Measurements
 
-/** Bursts of E events in one idiom (a server command), to every connected client. */
+/**
+ * Bursts of E events in one idiom (a server command), to every connected client.
+ * @param {Pair} pair
+ * @param {Config} cfg
+ * @param {string} command
+ */
 async function bursts(pair, cfg, command) {
   const { replies, ...r } = await measureBursts(pair, {
     events: cfg.events,
@@ -139,10 +155,15 @@ async function bursts(pair, cfg, command) {
     minBursts: Math.min(3, cfg.bursts),
     publish: () => pair.server.call(command, { events: cfg.events, bytes: cfg.payloadBytes }, 120_000),
   });
-  return { ...r, publishP50: median(replies.map((reply) => reply?.publishP50)) };
+  return { ...r, publishP50: median(replies.map((/** @type {any} */ reply) => reply?.publishP50)) };
 }
 
-/** The steady awaited stream to the `n` connected clients; fails unless every event reached every client. */
+/**
+ * The steady awaited stream to the `n` connected clients; fails unless every event reached every client.
+ * @param {Pair} pair
+ * @param {Config} cfg
+ * @param {number} n
+ */
 async function steady(pair, cfg, n) {
   const { server, client, pids } = pair;
   const total = cfg.steadyWarmup + cfg.events;
@@ -193,7 +214,12 @@ async function steady(pair, cfg, n) {
   };
 }
 
-/** The open publishers POST to /say for `durationMs`; every event must reach every connected client. */
+/**
+ * The open publishers POST to /say for `durationMs`; every event must reach every connected client.
+ * @param {Pair} pair
+ * @param {Config} cfg
+ * @param {number} durationMs
+ */
 async function chatRun(pair, cfg, durationMs) {
   const { server, client, pids } = pair;
   const n = await server.call('count');
@@ -236,7 +262,14 @@ async function chatRun(pair, cfg, durationMs) {
   };
 }
 
-/** A fresh, warmed-up server child (and client child) for `body`. */
+/**
+ * A fresh, warmed-up server child (and client child) for `body`.
+ * @template T
+ * @param {string} impl
+ * @param {string} mount
+ * @param {Config} cfg
+ * @param {(pair: Pair, port: number) => Promise<T>} body
+ */
 async function withPair(impl, mount, cfg, body) {
   const pair = startPair(impl, mount);
   try {
@@ -249,11 +282,17 @@ async function withPair(impl, mount, cfg, body) {
   }
 }
 
-/** Every scenario for one implementation: one child on cfg.mount for 1-4 (and its memory), one for the other mount's memory. */
+/**
+ * Every scenario for one implementation: one child on cfg.mount for 1-4 (and its memory), one for the other mount's memory.
+ * @param {string} impl
+ * @param {Config} cfg
+ */
 async function measure(impl, cfg) {
   const { log } = cfg;
+  /** @type {Result} */
   const result = { impl };
   const other = cfg.mount === 'express' ? 'http' : 'express';
+  /** @param {string} mount */
   const memKey = (mount) => (mount === 'express' ? 'memExpress' : 'memHttp');
   const main = has(cfg, 'awaited') || has(cfg, 'piped') || has(cfg, 'steady') || has(cfg, 'chat');
   if (main || has(cfg, 'memory')) {
@@ -288,10 +327,10 @@ async function measure(impl, cfg) {
         log(`  ${impl}: chat: ${fmt(result.chat.cpuPerEvent, 3)} µs CPU/event, ${fmtInt(result.chat.postsPerSec)} posts/s`);
       }
       if (has(cfg, 'steady')) {
-        for (const [key, n] of [
+        for (const [key, n] of /** @type {[string, number][]} */ ([
           ['steadyLarge', cfg.clients],
           ['steadySmall', cfg.clientsSmall],
-        ]) {
+        ])) {
           await holdConnections(pair, port, n);
           result[key] = await steady(pair, cfg, n);
           const s = result[key];
@@ -314,26 +353,41 @@ async function measure(impl, cfg) {
 // ---------------------------------------------------------------------------
 // Reporting
 
-/** A metric: its label, how to read it from one implementation's round, its digits; `limit` makes it a bar. */
 /**
+ * A metric: its label, how to read it from one implementation's round, its digits; `limit` makes it a bar.
  * @param {string} label
- * @param {number | null} [limit] the bar, for a metric that has one
+ * @param {(r: Result) => number} pick
+ * @param {number} digits
+ * @param {number | null} [limit]
+ * @returns {Metric}
  */
 function metric(label, pick, digits, limit = null) {
   return { label, pick, digits, limit };
 }
 
+/**
+ * @param {Config} cfg
+ * @param {Round[]} rounds
+ * @param {readonly string[]} notes
+ */
 function render(cfg, rounds, notes) {
+  /** @type {(round: Round, impl: string) => boolean} */
   const ok = (round, impl) => round[impl] && !round[impl].error;
+  /** @type {(impl: string, m: Metric) => number} */
   const value = (impl, m) => median(rounds.filter((round) => ok(round, impl)).map((round) => m.pick(round[impl])));
+  /** @type {(m: Pick<Metric, 'pick'>, base?: (r: Result) => number) => number[]} */
   const paired = (m, base = m.pick) =>
     rounds
       .filter((round) => ok(round, 'raw') && ok(round, 'eventstream'))
       .map((round) => ratio(m.pick(round.eventstream), base(round.raw)));
+  /** @type {string[]} */
   const out = [];
+  /** @type {{ id: number, m: Metric & { limit: number }, each: number[] }[]} */
   const bars = [];
 
+  /** @type {(v: number, digits: number) => string} */
   const num = (v, digits) => (digits === 0 ? fmtInt(v) : fmt(v, digits));
+  /** @type {(id: number, title: string, metrics: Metric[]) => void} */
   const section = (id, title, metrics) => {
     out.push(`### ${id}. ${title}`);
     out.push('');
@@ -342,7 +396,7 @@ function render(cfg, rounds, notes) {
         ['', 'raw', 'eventstream', 'ratio of medians', 'ratio in each round', 'median ratio'],
         metrics.map((m) => {
           const each = paired(m);
-          if (m.limit !== null) bars.push({ id, m, each });
+          if (m.limit !== null) bars.push({ id, m: { ...m, limit: m.limit }, each });
           return [
             m.label,
             num(value('raw', m), m.digits),
@@ -375,7 +429,9 @@ function render(cfg, rounds, notes) {
     metric('delivered events/s', (r) => r.eventsPerSec, 0),
     metric('ms per burst (publish to every client having it)', (r) => r.burstMs, 1),
   ];
+  /** @type {(m: Metric, limit: number) => Metric} */
   const withLimit = (m, limit) => ({ ...m, limit });
+  /** @type {(key: string, m: Metric) => Metric} */
   const under = (key, m) => ({ ...m, pick: (r) => (r[key] ? m.pick(r[key]) : NaN) });
   if (has(cfg, 'awaited')) {
     section(1, `Awaited loop: \`for (…) await eventStream.publishEvent(ch, e)\`, N=${L}, ${cfg.events} events`, [
@@ -395,6 +451,7 @@ function render(cfg, rounds, notes) {
     );
   }
   if (has(cfg, 'steady')) {
+    /** @type {(key: string, n: number, bar: { p50: number | null, p99: number | null, cpu: number | null }) => Metric[]} */
     const steadyMetrics = (key, n, bar) => [
       under(
         key,
@@ -421,14 +478,15 @@ function render(cfg, rounds, notes) {
       ...steadyMetrics('steadyLarge', L, { p50: 1.1, p99: null, cpu: 1.05 }),
       ...steadyMetrics('steadySmall', S, { p50: null, p99: 1.1, cpu: null }),
     ]);
+    /** @type {(impl: string, key: string) => string[]} */
     const kept = (impl, key) =>
       rounds
         .map((round) => (ok(round, impl) && round[impl][key] ? round[impl][key].scheduleRatio : NaN))
         .map((r) => (Number.isFinite(r) ? `${fmtRatio(r)} ${r <= SCHEDULE_SLACK ? 'kept' : 'behind'}` : 'n/a'));
-    for (const [key, n] of [
+    for (const [key, n] of /** @type {[string, number][]} */ ([
       ['steadyLarge', L],
       ['steadySmall', S],
-    ]) {
+    ])) {
       out.push(
         `Schedule at N=${n} (time to publish / ${cfg.events * cfg.intervalMs} ms; kept within ${SCHEDULE_SLACK}x), each round: ` +
           `raw ${kept('raw', key).join(', ')}; eventstream ${kept('eventstream', key).join(', ')}.`,
@@ -495,8 +553,11 @@ function render(cfg, rounds, notes) {
   }
 
   // The schedule bar is absolute (eventstream alone), the others paired ratios; listed in scenario order.
+  /** @type {(r: number, limit: number) => string} */
   const verdict = (r, limit) => (Number.isFinite(r) ? (r <= limit ? 'PASS' : 'FAIL') : 'FAIL (no data)');
+  /** @param {number} limit */
   const fmtLimit = (limit) => `<= ${Number.isInteger(limit) ? limit.toFixed(1) : limit}x`;
+  /** @type {string[][]} */
   const barRows = [];
   for (const { id, m, each } of bars) {
     if (id === 3 && has(cfg, 'steady') && !barRows.some((row) => row[0].startsWith('3.'))) {
@@ -548,13 +609,16 @@ function render(cfg, rounds, notes) {
   }
 
   openDetails(out, 'Diagnostics');
+  /** @type {string[][]} */
   const diag = [];
   rounds.forEach((round, i) => {
     for (const impl of IMPLS) {
       const r = round[impl];
       if (!r || r.error) continue;
+      /** @param {any} b a burst measurement, if the scenario ran */
       const burst = (b) =>
         b ? `${b.bursts} × ${fmt(b.burstMs, 0)} ms, other/steal ${fmt(b.burstOtherPct, 0)}/${fmt(b.burstStealPct, 0)}%` : '';
+      /** @param {any} s a steady measurement, if the scenario ran */
       const st = (s) =>
         s
           ? `lag p50/max ${fmt(s.startLagP50, 1)}/${fmt(s.startLagMax, 1)} ms, loop ${fmt(s.serverLoopUtilization * 100, 0)}%, ${fmt(s.eventsPerRead, 2)} ev/read, other/steal ${fmt(s.otherPct, 0)}/${fmt(s.stealPct, 0)}%`
@@ -584,15 +648,21 @@ function render(cfg, rounds, notes) {
 }
 
 /** Renders a run saved with BENCH_IDIOMS_JSON again. */
+/**
+ * @param {{ settings: Config, rounds: Round[] }} saved
+ * @param {string[]} [notes]
+ */
 export function report({ settings, rounds }, notes = []) {
   return render(settings, rounds, notes);
 }
 
+/** @param {{ log?: (line: string) => void }} [options] */
 export async function run(options = {}) {
   const cfg = config(options);
   const needed = Math.max(cfg.clients, has(cfg, 'memory') ? cfg.idleClients : 0) + cfg.publishers + 64;
   const notes = [requireOpenFiles(needed, `need about ${needed} files`)];
   // Alternate who goes first, so drift of the machine over a round favours neither.
+  /** @param {number} round */
   const orderOf = (round) => (round % 2 === 0 ? IMPLS : [...IMPLS].reverse());
   const rounds = await runRounds({ cfg, label: 'idioms', orderOf, measure, jsonVar: 'BENCH_IDIOMS_JSON' });
   return render(cfg, rounds, notes);

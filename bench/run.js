@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 
+/** @type {Record<string, string>} */
 const benchmarks = {
   fanout: './fanout.js',
   grip: './grip.js',

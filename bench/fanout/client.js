@@ -19,6 +19,7 @@ let lastFailure = '';
 
 // Burst bookkeeping: every connection must reach `target` events.
 let reached = 0;
+/** @type {((error: Error | null) => void)[]} */
 let targetWaiters = [];
 
 // Latency bookkeeping.
@@ -27,6 +28,7 @@ let recordFrom = Infinity;
 let samples = new Float64Array(1 << 16);
 let sampleCount = 0;
 
+/** @param {number} latencyMs */
 function record(latencyMs) {
   if (sampleCount === samples.length) {
     const bigger = new Float64Array(samples.length * 2);
@@ -37,6 +39,7 @@ function record(latencyMs) {
 }
 
 class Conn {
+  /** @param {number} port */
   constructor(port) {
     this.target = Infinity;
     this.closedByUs = false;
@@ -79,9 +82,10 @@ class Conn {
         callback: (n, buf) => {
           reads++;
           try {
-            this.counter.feed(buf.subarray(0, n), wallNow());
+            // buf is READ_BUFFER, a Buffer
+            this.counter.feed(/** @type {Buffer} */ (buf.subarray(0, n)), wallNow());
           } catch (error) {
-            this.fail(error);
+            this.fail(/** @type {Error} */ (error));
           }
           // false would pause the socket
           return true;
@@ -98,6 +102,7 @@ class Conn {
     });
   }
 
+  /** @param {Error} error */
   fail(error) {
     if (this.closedByUs) return;
     this.closedByUs = true;
@@ -114,12 +119,17 @@ class Conn {
   }
 }
 
+/** @param {Error | null} error */
 function releaseTargetWaiters(error) {
   const waiters = targetWaiters;
   targetWaiters = [];
   for (const waiter of waiters) waiter(error);
 }
 
+/**
+ * @param {number} port
+ * @param {number} n
+ */
 async function connectMany(port, n) {
   let started = 0;
   const worker = async () => {
@@ -142,11 +152,13 @@ async function connectMany(port, n) {
  * connection setup, not publishing.
  */
 class Publisher {
+  /** @param {number} port */
   constructor(port) {
     this.socket = net.connect({ host: '127.0.0.1', port });
     this.socket.setNoDelay(true);
     this.socket.setEncoding('latin1');
     this.pending = '';
+    /** @type {((error: Error | null) => void) | null} */
     this.answer = null;
     /** @type {Error | null} */
     this.error = null;
@@ -167,6 +179,7 @@ class Publisher {
     this.socket.on('close', () => this.settle(new Error('a publisher connection closed')));
   }
 
+  /** @param {Error | null} error */
   settle(error) {
     if (error !== null) this.error ??= error;
     const answer = this.answer;
@@ -175,6 +188,7 @@ class Publisher {
   }
 
   /** POSTs one event, stamped now; resolves with the 204. */
+  /** @param {number} bytes */
   post(bytes) {
     if (this.error !== null) return Promise.reject(this.error);
     const body = makePayload(bytes).json;
@@ -246,7 +260,7 @@ serve({
   awaitTarget() {
     if (reached === conns.size) return null;
     return new Promise((resolve, reject) => {
-      targetWaiters.push((error) => (error ? reject(error) : resolve(null)));
+      targetWaiters.push((/** @type {Error | null} */ error) => (error ? reject(error) : resolve(null)));
     });
   },
 
@@ -277,6 +291,7 @@ serve({
   latStop() {
     recording = false;
     const sorted = samples.slice(0, sampleCount).sort();
+    /** @param {number} q */
     const at = (q) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
     return {
       count: sorted.length,

@@ -8,6 +8,10 @@ import { wallNow } from '../lib/ipc.js';
 const PAD = 'x'.repeat(4096);
 let sequence = 0;
 
+/**
+ * @param {number} bytes
+ * @param {number} [at] the timestamp, ms on the wall clock
+ */
 export function makePayload(bytes, at = wallNow()) {
   const t = Math.round(at * 1000) / 1000;
   const s = sequence++;

@@ -12,15 +12,18 @@ import { performance } from 'node:perf_hooks';
 import { openReceiver } from './receiver.js';
 
 const wallNow = () => performance.timeOrigin + performance.now();
+/** @param {object} message */
 const send = (message) => {
   if (process.connected) process.send?.(message);
 };
 
+/** @type {ReturnType<typeof openReceiver> | null} */
 let receiver = null;
+/** @type {NodeJS.Timeout | null} */
 let progressTimer = null;
 
 function stopReceiver() {
-  clearInterval(progressTimer);
+  clearInterval(progressTimer ?? undefined);
   progressTimer = null;
   receiver?.close();
   receiver = null;

@@ -5,6 +5,7 @@
 // the implementation making more requests.
 import dc from 'node:diagnostics_channel';
 
+/** @param {string} origin */
 export function countRequestsTo(origin) {
   const target = new URL(origin).origin;
   const counts = { requests: 0, publishRequests: 0 };
