@@ -22,23 +22,35 @@
 //   BENCH_ES_KEEPALIVE              keepAliveInterval for EventStream (default: the library default)
 //   BENCH_ES_PUBLISH [writable]     'writable' (createChannelWritable writes) or 'publishEvent'
 //   BENCH_FANOUT_JSON               if set, a file to write every round's raw measurements to
-import { wallNow } from './fanout/ipc.js';
+
 import {
   awaitSamples,
   cpuMicros,
   idleMemory,
   measureBursts,
-  openFileLimit,
+  requireOpenFiles,
   runRounds,
   sleep,
   startPair,
   stopPair,
   until,
   warmUp,
-} from './fanout/driver.js';
-import { envInt } from './env.js';
-import { machineLoad, machineSnapshot } from './machine-load.js';
-import { changedSettingsNote, closeDetails, fmt, fmtInt, fmtRatio, median, ratio, table } from './report.js';
+} from './lib/driver.js';
+import { envInt } from './lib/env.js';
+import { wallNow } from './lib/ipc.js';
+import { machineLoad, machineSnapshot } from './lib/machine-load.js';
+import {
+  changedSettingsNote,
+  closeDetails,
+  fmt,
+  fmtInt,
+  fmtRatio,
+  median,
+  openDetails,
+  pushParagraph,
+  ratio,
+  table,
+} from './lib/report.js';
 
 const ALL_IMPLS = ['raw', 'eventstream', 'better-sse', 'sse-channel'];
 
@@ -50,7 +62,15 @@ const NOISY_PCT = 20;
 const STRAGGLER_TIMEOUT_MS = 30_000;
 const BAR_SETTINGS = { clients: 1000, clientsSmall: 100, burstEvents: 200, intervalMs: 10, payloadBytes: 100 };
 
+/**
+ * One implementation's measurements in one round (or their medians): figures
+ * by name, nested per latency run; `error` when the run failed.
+ * @typedef {{ impl: string, error?: string | null, [figure: string]: any }} Result
+ * @typedef {Record<string, Result>} Round
+ * @typedef {ReturnType<typeof config>} Config
+ */
 
+/** @param {{ log?: (line: string) => void }} options */
 function config(options) {
   const impls = (process.env.BENCH_IMPLS ?? ALL_IMPLS.join(','))
     .split(',')
@@ -73,17 +93,22 @@ function config(options) {
     intervalMs: envInt('BENCH_LATENCY_INTERVAL_MS', 10),
     closedLoop: envInt('BENCH_CLOSED_LOOP', 1, 0) === 1,
     repeat: envInt('BENCH_REPEAT', 1),
-    log: options.log ?? ((line) => process.stderr.write(`${line}\n`)),
+    log: options.log ?? ((/** @type {string} */ line) => process.stderr.write(`${line}\n`)),
   };
 }
 
 // ---------------------------------------------------------------------------
 
-/** Runs every scenario against one implementation, with fresh server and client processes. */
+/**
+ * Runs every scenario against one implementation, with fresh server and client processes.
+ * @param {string} impl
+ * @param {Config} cfg
+ */
 async function measure(impl, cfg) {
   const { log } = cfg;
   const pair = startPair(impl);
   const { server, client, pids } = pair;
+  /** @type {Result} */
   const result = { impl };
   const serverCount = () => server.call('count');
   try {
@@ -107,9 +132,15 @@ async function measure(impl, cfg) {
       publish: () => server.call('burst', { events: cfg.burstEvents, bytes: cfg.payloadBytes }),
     });
     Object.assign(result, bursts);
-    log(`  ${impl}: ${result.bursts} bursts, ${result.burstMs.toFixed(1)} ms each, ${result.cpuPerEvent.toFixed(3)} server CPU µs/event`);
+    log(
+      `  ${impl}: ${result.bursts} bursts, ${result.burstMs.toFixed(1)} ms each, ${result.cpuPerEvent.toFixed(3)} server CPU µs/event`,
+    );
 
     // Steady-rate latency.
+    /**
+     * @param {number} n
+     * @param {'open' | 'closed'} mode
+     */
     const latency = async (n, mode) => {
       const from = wallNow() + cfg.latencyWarmupMs;
       await client.call('latStart', { from });
@@ -175,8 +206,14 @@ async function measure(impl, cfg) {
 // ---------------------------------------------------------------------------
 // Reporting
 
-/** Per implementation, the median of every numeric metric over the rounds. */
+/**
+ * Per implementation, the median of every numeric metric over the rounds.
+ * @param {Round[]} rounds
+ * @param {readonly string[]} impls
+ * @returns {Round}
+ */
 function combine(rounds, impls) {
+  /** @type {Round} */
   const out = {};
   for (const impl of impls) {
     const runs = rounds.map((round) => round[impl]).filter((r) => r && !r.error);
@@ -185,7 +222,12 @@ function combine(rounds, impls) {
       out[impl] = { impl, error: error ?? 'no data' };
       continue;
     }
+    /**
+     * @param {Record<string, any>[]} objects
+     * @returns {Record<string, any>}
+     */
     const merge = (objects) => {
+      /** @type {Record<string, any>} */
       const merged = {};
       for (const key of Object.keys(objects[0])) {
         const values = objects.map((o) => o[key]);
@@ -195,16 +237,24 @@ function combine(rounds, impls) {
       }
       return merged;
     };
-    out[impl] = { ...merge(runs), rounds: runs.length, failedRounds: rounds.length - runs.length, error: null };
+    out[impl] = { impl, ...merge(runs), rounds: runs.length, failedRounds: rounds.length - runs.length, error: null };
   }
   return out;
 }
 
+/**
+ * @param {Round} results the medians, from combine()
+ * @param {Config} cfg
+ * @param {readonly string[]} notes
+ * @param {Round[]} rounds
+ */
 function render(results, cfg, notes, rounds) {
-  const raw = results.raw.error ? {} : results.raw;
+  /** @type {Result} */
+  const raw = results.raw.error ? { impl: 'raw' } : results.raw;
   const impls = cfg.impls;
   const S = cfg.clientsSmall;
   const L = cfg.clients;
+  /** @type {(impl: string, width: number) => string[]} */
   const failedRow = (impl, width) => [impl, `failed: ${results[impl].error}`, ...Array(width - 2).fill('')];
   const out = [];
   out.push('## Fan-out');
@@ -254,6 +304,7 @@ function render(results, cfg, notes, rounds) {
     ),
   );
   out.push('');
+  /** @type {(small: string, large: string, rateColumn: string) => string} */
   const latencyTable = (small, large, rateColumn) =>
     table(
       ['implementation', `p50 N=${S}`, 'x raw', `p99 N=${S}`, 'x raw', `p50 N=${L}`, 'x raw', `p99 N=${L}`, 'x raw', rateColumn],
@@ -284,7 +335,9 @@ function render(results, cfg, notes, rounds) {
   );
   if (cfg.closedLoop) {
     out.push('');
-    out.push(`### Latency, closed loop: one event every ${cfg.intervalMs} ms or slower (ms, publish to client process; reported only)`);
+    out.push(
+      `### Latency, closed loop: one event every ${cfg.intervalMs} ms or slower (ms, publish to client process; reported only)`,
+    );
     out.push('');
     out.push(latencyTable('closedSmall', 'closedLarge', `events/s published N=${L}`));
     const target = 1000 / cfg.intervalMs;
@@ -322,10 +375,19 @@ function render(results, cfg, notes, rounds) {
     // Each round runs raw and eventstream minutes apart on the same machine state, so a bar is
     // judged on the median of the rounds' own ratios (paired), not on a ratio of medians taken
     // from different rounds; both are shown.
+    /** @type {(name: string, pick: (r: Result) => number, limit: number | null) => string[]} */
     const barRow = (name, pick, limit) => {
       const paired = rounds
-        .map((round) => round.eventstream && round.raw && !round.eventstream.error && !round.raw.error && ratio(pick(round.eventstream), pick(round.raw)))
-        .filter((r) => Number.isFinite(r));
+        .map(
+          (round) =>
+            round.eventstream &&
+            round.raw &&
+            !round.eventstream.error &&
+            !round.raw.error &&
+            ratio(pick(round.eventstream), pick(round.raw)),
+        )
+        // only the finite ratios: false and NaN go
+        .filter(/** @type {(r: number | false) => r is number} */ ((r) => Number.isFinite(r)));
       const r = median(paired);
       let verdict;
       if (es.error || results.raw.error) verdict = 'FAIL (run failed)';
@@ -361,16 +423,10 @@ function render(results, cfg, notes, rounds) {
         ],
       ),
     );
-    const changed = changedSettingsNote(BAR_SETTINGS, cfg);
-    if (changed !== null) {
-      out.push('');
-      out.push(changed);
-    }
+    pushParagraph(out, changedSettingsNote(BAR_SETTINGS, cfg));
   }
 
-  out.push('');
-  out.push('<details><summary>Diagnostics</summary>');
-  out.push('');
+  openDetails(out, 'Diagnostics');
   out.push(
     table(
       [
@@ -424,25 +480,22 @@ function render(results, cfg, notes, rounds) {
 }
 
 /** Renders a run saved with BENCH_FANOUT_JSON again (for example after changing the report). */
+/**
+ * @param {{ settings: Config, rounds: Round[] }} saved
+ * @param {string[]} [notes]
+ */
 export function report({ settings, rounds }, notes = []) {
   return render(combine(rounds, settings.impls), settings, notes, rounds);
 }
 
+/** @param {{ log?: (line: string) => void }} [options] */
 export async function run(options = {}) {
   const cfg = config(options);
-  const { log } = cfg;
   const notes = [];
 
-  const limit = openFileLimit();
-  const needed = cfg.clients + 64;
-  if (Number.isFinite(limit) && limit < needed) {
-    throw new Error(
-      `ulimit -n is ${limit}, but the client and server processes each hold ${cfg.clients} sockets plus a few files; ` +
-        `raise it (ulimit -n ${needed * 2}) or lower BENCH_CLIENTS`,
-    );
-  }
+  const openFiles = requireOpenFiles(cfg.clients + 64, `hold ${cfg.clients} sockets plus a few files`, ' or lower BENCH_CLIENTS');
   notes.push(
-    `Open-file limit (ulimit -n) ${Number.isFinite(limit) ? limit : 'unknown'}; each child needs about ${needed}. ` +
+    `${openFiles} ` +
       `EventStream: keepAliveInterval ${process.env.BENCH_ES_KEEPALIVE || 'default (15000)'}, publishing with ` +
       `${process.env.BENCH_ES_PUBLISH === 'publishEvent' ? 'publishEvent' : 'createChannelWritable writes'}. ` +
       'better-sse and sse-channel run with their defaults (keep-alive every 10 s / ping every 20 s); keep-alive blocks are not counted as events.',

@@ -14,9 +14,7 @@
 //
 // App server and publisher run in this process, the client in a child process
 // (bench/grip/client-process.js), Pushpin (one, shared by both implementations,
-// runs interleaved) in its own processes. The Pushpin helper is
-// test/helpers/pushpin.ts, loaded with tsx's tsImport, so `node bench/run.js`
-// needs no `--import tsx` (running under it works too).
+// runs interleaved) in its own processes, started by bench/lib/pushpin.js.
 //
 // Environment overrides (defaults in brackets):
 //   BENCH_GRIP_EVENTS [10000]           events per run for this package
@@ -30,34 +28,58 @@
 //   BENCH_GRIP_STALL_MS [10000]         a run fails when the client gets nothing new for this long
 //   BENCH_GRIP_SETTLE_MS [2000]         idle pause before each timed part (the previous run's aftermath otherwise slows the next)
 //   BENCH_GRIP_IMPLS [eventstream,original]
-import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { countRequestsTo } from './grip/control-counter.js';
 import { startClientProcess } from './grip/client-driver.js';
-import { envInt } from './env.js';
+import { countRequestsTo } from './grip/control-counter.js';
+import { envInt } from './lib/env.js';
+import { pushpinAvailable, pushpinVersion, startPushpin } from './lib/pushpin.js';
+import { firstLine } from './lib/report.js';
 
 /** The bar: this package's median events/s at least this many times the original's, every event delivered in order. */
 const BAR_RATIO = 20;
 const EVENT_TYPE = 'tick';
 
+/**
+ * What the benchmark uses of an EventStream, whichever version.
+ * @typedef {object} Instance
+ * @property {(channel: string) => (req: http.IncomingMessage, res: http.ServerResponse, next: (error?: unknown) => void) => unknown} middleware
+ * @property {(channel: string, event: { event: string, data: unknown }) => Promise<void>} publishEvent
+ * @property {(channel: string) => import('node:stream').Writable} createChannelWritable
+ * @property {() => Promise<void>} close
+ * @typedef {(grip: { control_uri: string, verify_key: string }) => Instance} Factory
+ * @typedef {ReturnType<typeof config>} Config
+ * @typedef {{ impl: string, ok: boolean, error: string | null, [figure: string]: any }} Result
+ */
 
+/**
+ * The calls the benchmark makes, on an EventStream of either version.
+ * @param {any} es this package's or 2.0.1's EventStream: two types with these methods in common
+ * @param {() => Promise<void>} close
+ * @returns {Instance}
+ */
+function calls(es, close) {
+  return {
+    middleware: (/** @type {string} */ channel) => es(channel),
+    publishEvent: (/** @type {string} */ channel, /** @type {{ event: string, data: unknown }} */ event) =>
+      es.publishEvent(channel, event),
+    createChannelWritable: (/** @type {string} */ channel) => es.createChannelWritable(channel),
+    close,
+  };
+}
+
+/** @type {Record<string, { label: string, factory: () => Promise<Factory> }>} */
 const IMPLS = {
   eventstream: {
     label: 'eventstream (this package)',
     async factory() {
       const { EventStream } = await import('../dist/index.js');
-      return (grip) => {
+      return (/** @type {{ control_uri: string, verify_key: string }} */ grip) => {
         const es = new EventStream({ grip });
-        return {
-          middleware: (channel) => es(channel),
-          publishEvent: (channel, event) => es.publishEvent(channel, event),
-          createChannelWritable: (channel) => es.createChannelWritable(channel),
-          close: () => es.close(),
-        };
+        return calls(es, () => es.close());
       };
     },
   },
@@ -65,19 +87,14 @@ const IMPLS = {
     label: '@fanoutio/eventstream 2.0.1',
     async factory() {
       const { EventStream } = await import('eventstream-original');
-      return (grip) => {
-        const es = new EventStream({ grip });
-        return {
-          middleware: (channel) => es(channel),
-          publishEvent: (channel, event) => es.publishEvent(channel, event),
-          createChannelWritable: (channel) => es.createChannelWritable(channel),
-          close: async () => {}, // it has no close(); in GRIP mode it holds no timers or sockets of its own
-        };
-      };
+      // It has no close(); in GRIP mode it holds no timers or sockets of its own.
+      return (/** @type {{ control_uri: string, verify_key: string }} */ grip) =>
+        calls(new EventStream({ grip }), async () => {});
     },
   },
 };
 
+/** @param {{ log?: (line: string) => void }} options */
 function config(options) {
   const impls = (process.env.BENCH_GRIP_IMPLS ?? Object.keys(IMPLS).join(','))
     .split(',')
@@ -86,6 +103,7 @@ function config(options) {
   for (const impl of impls) if (!(impl in IMPLS)) throw new Error(`BENCH_GRIP_IMPLS: unknown implementation ${impl}`);
   return {
     impls,
+    /** @type {Record<string, number>} */
     events: {
       eventstream: envInt('BENCH_GRIP_EVENTS', 10_000),
       original: envInt('BENCH_GRIP_ORIGINAL_EVENTS', envInt('BENCH_GRIP_EVENTS', 10_000)),
@@ -95,13 +113,18 @@ function config(options) {
     payloadBytes: envInt('BENCH_GRIP_PAYLOAD_BYTES', 100, 24),
     stallMs: envInt('BENCH_GRIP_STALL_MS', 10_000),
     settleMs: envInt('BENCH_GRIP_SETTLE_MS', 2000, 0),
-    log: options.log ?? ((line) => process.stderr.write(`${line}\n`)),
+    log: options.log ?? ((/** @type {string} */ line) => process.stderr.write(`${line}\n`)),
   };
 }
 
+/** @type {(ms: number) => Promise<void>} */
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Events whose JSON data is exactly `bytes` long: {"seq":N,"pad":"xxx..."}. */
+/**
+ * @param {number} count
+ * @param {number} bytes
+ */
 function buildEvents(count, bytes) {
   const events = new Array(count);
   for (let seq = 0; seq < count; seq++) {
@@ -111,6 +134,7 @@ function buildEvents(count, bytes) {
   return events;
 }
 
+/** @param {readonly number[]} values */
 function median(values) {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
@@ -118,7 +142,15 @@ function median(values) {
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
+/**
+ * @template T
+ * @param {Promise<T>} promise
+ * @param {number} ms
+ * @param {string} what
+ * @returns {Promise<T>}
+ */
 function withTimeout(promise, ms, what) {
+  /** @type {NodeJS.Timeout | undefined} */
   let timer;
   return Promise.race([
     promise.finally(() => clearTimeout(timer)),
@@ -129,25 +161,29 @@ function withTimeout(promise, ms, what) {
 }
 
 /** The app server Pushpin routes to: /<impl>/events/<channel> goes to that implementation's current EventStream. */
+/** @param {Map<string, Instance>} active */
 async function startOrigin(active) {
   const server = http.createServer((req, res) => {
     const match = /^\/([a-z]+)\/events\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '');
     const instance = match ? active.get(match[1]) : undefined;
-    if (!instance) {
+    if (!match || !instance) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('no such stream\n');
       return;
     }
+    /** @param {any} error */
     const fail = (error) => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
       res.end(`${String(error?.message ?? error)}\n`);
     };
     Promise.resolve()
-      .then(() => instance.middleware(match[2])(req, res, (error) => fail(error ?? new Error('not handled'))))
+      .then(() =>
+        instance.middleware(match[2])(req, res, (/** @type {unknown} */ error) => fail(error ?? new Error('not handled'))),
+      )
       .catch(fail);
   });
   await new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
+    server.listen(0, '127.0.0.1', () => resolve(undefined));
   });
   return server;
 }
@@ -156,11 +192,19 @@ let channelCounter = 0;
 const wallNow = () => performance.timeOrigin + performance.now();
 
 /** One run: subscribe the client through Pushpin, pipe `count` events into the channel writable, wait for all of them. */
+/**
+ * @param {{ impl: string, factory: Factory, count: number, cfg: Config, pushpin: import('./lib/pushpin.js').RunningPushpin,
+ *   active: Map<string, Instance>, counter: ReturnType<typeof countRequestsTo>,
+ *   client: Awaited<ReturnType<typeof startClientProcess>> }} run
+ * @returns {Promise<Result>}
+ */
 async function measure({ impl, factory, count, cfg, pushpin, active, counter, client }) {
   const channel = `bench-${impl}-${process.pid}-${++channelCounter}`;
   const instance = factory({ control_uri: pushpin.controlUri, verify_key: pushpin.sigKey });
   active.set(impl, instance);
+  /** @type {Readable | null} */
   let source = null;
+  /** @type {import('node:stream').Writable | null} */
   let writable = null;
   try {
     await client.open(`${pushpin.proxyUrl}/${impl}/events/${channel}`, count);
@@ -177,17 +221,19 @@ async function measure({ impl, factory, count, cfg, pushpin, active, counter, cl
     // Let the previous run's aftermath die down first: without the pause, a run right after
     // a 10,000-event run of the other implementation was measured up to 2x slower.
     if (cfg.settleMs > 0) await sleep(cfg.settleMs);
-    writable = instance.createChannelWritable(channel);
+    const target = instance.createChannelWritable(channel);
+    writable = target;
+    /** @type {Error | null} */
     let writeError = null;
     let finishedAt = null;
     const finished = new Promise((resolve) => {
-      writable.once('finish', () => {
+      target.once('finish', () => {
         finishedAt = wallNow();
-        resolve();
+        resolve(undefined);
       });
-      writable.once('error', (error) => {
+      target.once('error', (error) => {
         writeError = error;
-        resolve();
+        resolve(undefined);
       });
     });
     // Counted from here: only the timed publishes.
@@ -209,11 +255,13 @@ async function measure({ impl, factory, count, cfg, pushpin, active, counter, cl
     await sleep(300);
     const requests = counter.snapshot();
     const { result: check, clientErrors } = await client.verify();
+    // Set by the writable's listeners, which the checker does not follow.
+    const failure = /** @type {Error | null} */ (writeError);
     const doneAt = client.state.doneAt;
-    const ok = writeError === null && doneAt !== null && check.exactlyOnceInOrder;
+    const ok = failure === null && doneAt !== null && check.exactlyOnceInOrder;
     const ms = doneAt === null ? null : doneAt - startedAt;
     let error = null;
-    if (writeError !== null) error = `writable error: ${writeError?.message ?? String(writeError)}`;
+    if (failure !== null) error = `writable error: ${failure?.message ?? String(failure)}`;
     else if (doneAt === null) error = `client stalled at ${check.received}/${count} events for ${cfg.stallMs} ms`;
     else if (!check.exactlyOnceInOrder) error = 'events not delivered exactly once in order';
     return {
@@ -239,9 +287,12 @@ async function measure({ impl, factory, count, cfg, pushpin, active, counter, cl
   }
 }
 
+/** @type {(n: number | null) => string} */
 const fmtInt = (n) => (n === null || !Number.isFinite(n) ? '—' : Math.round(n).toLocaleString('en-US'));
+/** @type {(n: number | null) => string} */
 const fmtMs = (n) => (n === null || !Number.isFinite(n) ? '—' : n.toFixed(0));
 
+/** @param {Result[]} results */
 function describeCheck(results) {
   const good = results.filter((r) => r.ok).length;
   const bad = results.filter((r) => !r.ok);
@@ -260,26 +311,33 @@ function describeCheck(results) {
   return `**NO**, ${good}/${results.length} runs ok (${details})`;
 }
 
-function report(cfg, pushpinVersion, byImpl, notes) {
+/**
+ * @param {Config} cfg
+ * @param {string} versionText
+ * @param {Record<string, Result[]>} byImpl
+ * @param {string[]} notes
+ */
+function report(cfg, versionText, byImpl, notes) {
   const lines = [];
   lines.push('## GRIP publish throughput');
   lines.push('');
   lines.push(
-    `Real Pushpin (${pushpinVersion}) on loopback, one for both implementations, runs interleaved. Per run: a fresh EventStream ` +
+    `Real Pushpin (${versionText}) on loopback, one for both implementations, runs interleaved. Per run: a fresh EventStream ` +
       '(`grip: { control_uri, verify_key }`) serving the app on 127.0.0.1 behind Pushpin, one `eventsource` client held on the channel ' +
-      'through Pushpin\'s proxy port, then `Readable.from(events).pipe(eventStream.createChannelWritable(channel))`, timed from the first ' +
+      "through Pushpin's proxy port, then `Readable.from(events).pipe(eventStream.createChannelWritable(channel))`, timed from the first " +
       'write until the client has received the last event. ' +
       `Events: \`event: ${EVENT_TYPE}\`, ${cfg.payloadBytes} B JSON data carrying a sequence number; the client checks every event arrived exactly once, in order. ` +
       `${cfg.runs} measured run(s) per implementation${cfg.warmupEvents > 0 ? ` after one unmeasured ${cfg.warmupEvents}-event warm-up run each` : ''}; ` +
       `${cfg.settleMs} ms idle before each timed part. App server and publisher share one Node process, the client runs in a child process; ` +
       'times are `performance.timeOrigin + performance.now()` on both sides. Control-API requests are those made during the timed part ' +
-      '(counted on undici\'s diagnostics channel, no extra hop).',
+      "(counted on undici's diagnostics channel, no extra hop).",
   );
   lines.push('');
   lines.push(
     '| implementation | events/run | median events/s | min–max events/s | median ms to last event | median ms to writable finish | control-API requests/run | events/request | every event exactly once, in order |',
   );
   lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+  /** @type {Record<string, number | null>} */
   const medians = {};
   for (const impl of cfg.impls) {
     const results = byImpl[impl];
@@ -320,7 +378,9 @@ function report(cfg, pushpinVersion, byImpl, notes) {
         `${byImpl.original.filter((r) => r.ok).length}/${byImpl.original.length} | — | all | ${delivered ? 'PASS' : 'FAIL'} |`,
     );
     lines.push('');
-    lines.push(`**GRIP bar: ${verdict}** (ours/original = ${ratio === null ? 'not computable' : `${ratio.toFixed(1)}x`}, limit >= ${BAR_RATIO}x).`);
+    lines.push(
+      `**GRIP bar: ${verdict}** (ours/original = ${ratio === null ? 'not computable' : `${ratio.toFixed(1)}x`}, limit >= ${BAR_RATIO}x).`,
+    );
     lines.push('');
   }
   if (cfg.events.eventstream !== cfg.events.original && cfg.impls.length > 1) {
@@ -345,43 +405,59 @@ function report(cfg, pushpinVersion, byImpl, notes) {
   return { markdown: lines.join('\n').trimEnd(), verdict };
 }
 
-function pushpinVersionText() {
-  try {
-    return execFileSync('pushpin', ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'pushpin, version unknown';
-  }
+/**
+ * A run that measured nothing.
+ * @param {string} impl
+ * @param {string} error
+ * @param {number} [count] the events it was to publish
+ * @returns {Result}
+ */
+function failedRun(impl, error, count) {
+  return {
+    impl,
+    ...(count === undefined ? {} : { count }),
+    ok: false,
+    error,
+    ms: null,
+    finishMs: null,
+    eventsPerSecond: null,
+    publishRequests: NaN,
+    check: null,
+    clientErrors: 0,
+  };
 }
 
-async function loadPushpinHelper() {
-  // tsImport loads the TypeScript helper without registering tsx for the whole process.
-  const { tsImport } = await import('tsx/esm/api');
-  return tsImport('../test/helpers/pushpin.ts', import.meta.url);
-}
-
+/** @param {{ log?: (line: string) => void }} [options] */
 export async function run(options = {}) {
   const cfg = config(options);
   const { log } = cfg;
   const notes = [];
-  const { pushpinAvailable, startPushpin } = await loadPushpinHelper();
   if (!pushpinAvailable()) {
     const message = 'pushpin binary not found on PATH (apt-get install pushpin): the GRIP benchmark did not run.';
     log(`grip: ${message}`);
     return `## GRIP publish throughput\n\n**NOT RUN: ${message}** GRIP bar: FAIL (not measured).`;
   }
 
+  /** @type {Record<string, Factory>} */
   const factories = {};
   for (const impl of cfg.impls) factories[impl] = await IMPLS[impl].factory();
 
+  /** @type {Map<string, Instance>} */
   const active = new Map();
+  /** @type {Record<string, Result[]>} */
   const byImpl = Object.fromEntries(cfg.impls.map((impl) => [impl, []]));
+  /** @type {http.Server | null} */
   let origin = null;
+  /** @type {import('./lib/pushpin.js').RunningPushpin | null} */
   let pushpin = null;
+  /** @type {ReturnType<typeof countRequestsTo> | null} */
   let counter = null;
+  /** @type {Awaited<ReturnType<typeof startClientProcess>> | null} */
   let client = null;
   const startedAt = performance.now();
   const loadBefore = os.loadavg()[0];
   // Pushpin runs in its own session, so a Ctrl-C at the terminal does not reach it: stop it here, then exit.
+  /** @param {NodeJS.Signals} signal */
   const onSignal = (signal) => {
     log(`grip: ${signal}, stopping Pushpin`);
     Promise.all([pushpin?.stop(), client?.stop()])
@@ -392,7 +468,7 @@ export async function run(options = {}) {
   process.once('SIGTERM', onSignal);
   try {
     origin = await startOrigin(active);
-    pushpin = await startPushpin({ routes: origin.address().port });
+    pushpin = await startPushpin(/** @type {import('node:net').AddressInfo} */ (origin.address()).port);
     counter = countRequestsTo(pushpin.controlUri);
     client = await startClientProcess();
     const context = { cfg, pushpin, active, counter, client };
@@ -404,7 +480,7 @@ export async function run(options = {}) {
           const r = await measure({ ...context, impl, factory: factories[impl], count: cfg.warmupEvents });
           if (!r.ok) notes.push(`${impl} warm-up run failed: ${r.error}.`);
         } catch (error) {
-          notes.push(`${impl} warm-up run failed: ${error.message.split('\n')[0]}.`);
+          notes.push(`${impl} warm-up run failed: ${firstLine(error)}.`);
         }
       }
     }
@@ -416,7 +492,7 @@ export async function run(options = {}) {
         try {
           r = await measure({ ...context, impl, factory: factories[impl], count });
         } catch (error) {
-          r = { impl, count, ok: false, error: error.message.split('\n')[0], ms: null, finishMs: null, eventsPerSecond: null, publishRequests: NaN, check: null, clientErrors: 0 };
+          r = failedRun(impl, firstLine(error), count);
         }
         log(
           `  ${r.ok ? 'ok' : `FAILED (${r.error})`}: ${fmtInt(r.eventsPerSecond)} events/s, ${fmtMs(r.ms)} ms to last event, ` +
@@ -427,18 +503,19 @@ export async function run(options = {}) {
     }
   } catch (error) {
     const logs = pushpin ? `\n${(await pushpin.logs()).slice(-3000)}` : '';
-    log(`grip: setup failed: ${error.stack ?? error}${logs}`);
-    notes.push(`Setup failed: ${String(error.message).split('\n')[0]}`);
+    log(`grip: setup failed: ${error instanceof Error ? (error.stack ?? error) : error}${logs}`);
+    notes.push(`Setup failed: ${firstLine(error)}`);
     for (const impl of cfg.impls) {
-      if (byImpl[impl].length === 0) byImpl[impl].push({ impl, ok: false, error: 'not run (setup failed)', ms: null, finishMs: null, eventsPerSecond: null, publishRequests: NaN, check: null, clientErrors: 0 });
+      if (byImpl[impl].length === 0) byImpl[impl].push(failedRun(impl, 'not run (setup failed)'));
     }
   } finally {
     counter?.stop();
     await client?.stop();
     for (const instance of active.values()) await instance.close().catch(() => {});
     if (origin) {
-      origin.closeAllConnections();
-      await new Promise((resolve) => origin.close(resolve));
+      const server = origin;
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
     }
     await pushpin?.stop();
     process.removeListener('SIGINT', onSignal);
@@ -452,8 +529,10 @@ export async function run(options = {}) {
         ? ': **other processes competed for the CPUs; absolute events/s are skewed (both implementations ran interleaved, so the ratio is less affected), rerun on a quiet machine.**'
         : '.'),
   );
-  notes.push(`Whole GRIP benchmark (Pushpin start, warm-up, all runs, cleanup) took ${((performance.now() - startedAt) / 1000).toFixed(1)} s.`);
-  const { markdown, verdict } = report(cfg, pushpinVersionText(), byImpl, notes);
+  notes.push(
+    `Whole GRIP benchmark (Pushpin start, warm-up, all runs, cleanup) took ${((performance.now() - startedAt) / 1000).toFixed(1)} s.`,
+  );
+  const { markdown, verdict } = report(cfg, pushpinVersion(), byImpl, notes);
   log(`grip: ${verdict}`);
   return markdown;
 }

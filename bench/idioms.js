@@ -44,39 +44,69 @@
 //   BENCH_REPEAT [1]                   rounds; bars are judged on the median of the rounds' paired ratios
 //   BENCH_IDIOMS_JSON                  if set, a file to write every round's raw measurements to
 import { pathToFileURL } from 'node:url';
-import { wallNow } from './fanout/ipc.js';
 import {
   awaitSamples,
   cpuMicros,
   holdConnections,
   idleMemory,
   measureBursts,
-  openFileLimit,
+  requireOpenFiles,
   runRounds,
   sleep,
   startPair,
   stopPair,
   warmUp,
-} from './fanout/driver.js';
-import { envInt } from './env.js';
-import { machineLoad, machineSnapshot } from './machine-load.js';
-import { changedSettingsNote, closeDetails, fmt, fmtInt, fmtRatio, median, ratio, table } from './report.js';
+} from './lib/driver.js';
+import { envInt } from './lib/env.js';
+import { wallNow } from './lib/ipc.js';
+import { machineLoad, machineSnapshot } from './lib/machine-load.js';
+import {
+  changedSettingsNote,
+  closeDetails,
+  fmt,
+  fmtInt,
+  fmtRatio,
+  median,
+  openDetails,
+  pushParagraph,
+  ratio,
+  table,
+} from './lib/report.js';
 
 const IMPLS = ['raw', 'eventstream'];
 const SCENARIOS = ['awaited', 'piped', 'steady', 'chat', 'memory'];
 /** The issue's bars are defined at these settings. */
-const BAR_SETTINGS = { clients: 1000, clientsSmall: 100, idleClients: 5000, events: 200, intervalMs: 10, publishers: 50, payloadBytes: 100 };
+const BAR_SETTINGS = {
+  clients: 1000,
+  clientsSmall: 100,
+  idleClients: 5000,
+  events: 200,
+  intervalMs: 10,
+  publishers: 50,
+  payloadBytes: 100,
+};
 /** The steady run keeps its schedule when its counted events take at most this much longer than due. */
 const SCHEDULE_SLACK = 1.1;
 const NOISY_PCT = 20;
 const STRAGGLER_TIMEOUT_MS = 60_000;
 
+/**
+ * One implementation's measurements in one round: figures by scenario; `error` when the run failed.
+ * @typedef {{ impl: string, error?: string | null, [figure: string]: any }} Result
+ * @typedef {Record<string, Result>} Round
+ * @typedef {ReturnType<typeof config>} Config
+ * @typedef {import('./lib/driver.js').Pair} Pair
+ * @typedef {{ label: string, pick: (r: Result) => number, digits: number, limit: number | null }} Metric
+ */
+
+/** @param {{ log?: (line: string) => void }} options */
 function config(options) {
   const scenarios = (process.env.BENCH_IDIOMS ?? SCENARIOS.join(','))
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`BENCH_IDIOMS: unknown scenario ${s}; expected ${SCENARIOS.join(', ')}`);
+  for (const s of scenarios)
+    if (!SCENARIOS.includes(s)) throw new Error(`BENCH_IDIOMS: unknown scenario ${s}; expected ${SCENARIOS.join(', ')}`);
   const mount = process.env.BENCH_IDIOMS_MOUNT || 'express';
   if (mount !== 'express' && mount !== 'http') throw new Error(`BENCH_IDIOMS_MOUNT must be express or http, got ${mount}`);
   if (mount === 'http' && scenarios.includes('chat')) {
@@ -100,16 +130,22 @@ function config(options) {
     chatWarmupMs: envInt('BENCH_IDIOMS_CHAT_WARMUP_MS', 500),
     payloadBytes: envInt('BENCH_PAYLOAD_BYTES', 100, 32),
     repeat: envInt('BENCH_REPEAT', 1),
-    log: options.log ?? ((line) => process.stderr.write(`${line}\n`)),
+    log: options.log ?? ((/** @type {string} */ line) => process.stderr.write(`${line}\n`)),
   };
 }
 
+/** @type {(cfg: { scenarios: readonly string[] }, scenario: string) => boolean} */
 const has = (cfg, scenario) => cfg.scenarios.includes(scenario);
 
 // ---------------------------------------------------------------------------
 // Measurements
 
-/** Bursts of E events in one idiom (a server command), to every connected client. */
+/**
+ * Bursts of E events in one idiom (a server command), to every connected client.
+ * @param {Pair} pair
+ * @param {Config} cfg
+ * @param {string} command
+ */
 async function bursts(pair, cfg, command) {
   const { replies, ...r } = await measureBursts(pair, {
     events: cfg.events,
@@ -119,10 +155,15 @@ async function bursts(pair, cfg, command) {
     minBursts: Math.min(3, cfg.bursts),
     publish: () => pair.server.call(command, { events: cfg.events, bytes: cfg.payloadBytes }, 120_000),
   });
-  return { ...r, publishP50: median(replies.map((reply) => reply?.publishP50)) };
+  return { ...r, publishP50: median(replies.map((/** @type {any} */ reply) => reply?.publishP50)) };
 }
 
-/** The steady awaited stream to the `n` connected clients; fails unless every event reached every client. */
+/**
+ * The steady awaited stream to the `n` connected clients; fails unless every event reached every client.
+ * @param {Pair} pair
+ * @param {Config} cfg
+ * @param {number} n
+ */
 async function steady(pair, cfg, n) {
   const { server, client, pids } = pair;
   const total = cfg.steadyWarmup + cfg.events;
@@ -173,7 +214,12 @@ async function steady(pair, cfg, n) {
   };
 }
 
-/** The open publishers POST to /say for `durationMs`; every event must reach every connected client. */
+/**
+ * The open publishers POST to /say for `durationMs`; every event must reach every connected client.
+ * @param {Pair} pair
+ * @param {Config} cfg
+ * @param {number} durationMs
+ */
 async function chatRun(pair, cfg, durationMs) {
   const { server, client, pids } = pair;
   const n = await server.call('count');
@@ -216,7 +262,14 @@ async function chatRun(pair, cfg, durationMs) {
   };
 }
 
-/** A fresh, warmed-up server child (and client child) for `body`. */
+/**
+ * A fresh, warmed-up server child (and client child) for `body`.
+ * @template T
+ * @param {string} impl
+ * @param {string} mount
+ * @param {Config} cfg
+ * @param {(pair: Pair, port: number) => Promise<T>} body
+ */
 async function withPair(impl, mount, cfg, body) {
   const pair = startPair(impl, mount);
   try {
@@ -229,24 +282,34 @@ async function withPair(impl, mount, cfg, body) {
   }
 }
 
-/** Every scenario for one implementation: one child on cfg.mount for 1-4 (and its memory), one for the other mount's memory. */
+/**
+ * Every scenario for one implementation: one child on cfg.mount for 1-4 (and its memory), one for the other mount's memory.
+ * @param {string} impl
+ * @param {Config} cfg
+ */
 async function measure(impl, cfg) {
   const { log } = cfg;
+  /** @type {Result} */
   const result = { impl };
   const other = cfg.mount === 'express' ? 'http' : 'express';
+  /** @param {string} mount */
   const memKey = (mount) => (mount === 'express' ? 'memExpress' : 'memHttp');
   const main = has(cfg, 'awaited') || has(cfg, 'piped') || has(cfg, 'steady') || has(cfg, 'chat');
   if (main || has(cfg, 'memory')) {
     await withPair(impl, cfg.mount, cfg, async (pair, port) => {
       if (has(cfg, 'memory')) {
         result[memKey(cfg.mount)] = await idleMemory(pair, port, cfg.idleClients);
-        log(`  ${impl}: ${cfg.idleClients} idle connections (${cfg.mount}): ${fmtInt(result[memKey(cfg.mount)].heapPerConn)} B heap/conn`);
+        log(
+          `  ${impl}: ${cfg.idleClients} idle connections (${cfg.mount}): ${fmtInt(result[memKey(cfg.mount)].heapPerConn)} B heap/conn`,
+        );
       }
       if (!main) return;
       await holdConnections(pair, port, cfg.clients);
       if (has(cfg, 'awaited')) {
         result.awaited = await bursts(pair, cfg, 'awaitedBurst');
-        log(`  ${impl}: awaited loop: ${fmt(result.awaited.cpuPerEvent, 3)} µs CPU/event, ${fmt(result.awaited.burstMs, 0)} ms/burst`);
+        log(
+          `  ${impl}: awaited loop: ${fmt(result.awaited.cpuPerEvent, 3)} µs CPU/event, ${fmt(result.awaited.burstMs, 0)} ms/burst`,
+        );
       }
       if (has(cfg, 'piped')) {
         result.piped = await bursts(pair, cfg, 'pipedBurst');
@@ -264,14 +327,16 @@ async function measure(impl, cfg) {
         log(`  ${impl}: chat: ${fmt(result.chat.cpuPerEvent, 3)} µs CPU/event, ${fmtInt(result.chat.postsPerSec)} posts/s`);
       }
       if (has(cfg, 'steady')) {
-        for (const [key, n] of [
+        for (const [key, n] of /** @type {[string, number][]} */ ([
           ['steadyLarge', cfg.clients],
           ['steadySmall', cfg.clientsSmall],
-        ]) {
+        ])) {
           await holdConnections(pair, port, n);
           result[key] = await steady(pair, cfg, n);
           const s = result[key];
-          log(`  ${impl}: steady N=${n}: ${fmt(s.elapsedMs, 0)} ms for ${s.scheduleMs} ms of schedule, p50 ${fmt(s.p50, 2)} ms, p99 ${fmt(s.p99, 2)} ms, publish p50 ${fmt(s.publishP50, 2)} ms`);
+          log(
+            `  ${impl}: steady N=${n}: ${fmt(s.elapsedMs, 0)} ms for ${s.scheduleMs} ms of schedule, p50 ${fmt(s.p50, 2)} ms, p99 ${fmt(s.p99, 2)} ms, publish p50 ${fmt(s.publishP50, 2)} ms`,
+          );
         }
       }
     });
@@ -288,20 +353,41 @@ async function measure(impl, cfg) {
 // ---------------------------------------------------------------------------
 // Reporting
 
-/** A metric: its label, how to read it from one implementation's round, its digits; `limit` makes it a bar. */
+/**
+ * A metric: its label, how to read it from one implementation's round, its digits; `limit` makes it a bar.
+ * @param {string} label
+ * @param {(r: Result) => number} pick
+ * @param {number} digits
+ * @param {number | null} [limit]
+ * @returns {Metric}
+ */
 function metric(label, pick, digits, limit = null) {
   return { label, pick, digits, limit };
 }
 
+/**
+ * @param {Config} cfg
+ * @param {Round[]} rounds
+ * @param {readonly string[]} notes
+ */
 function render(cfg, rounds, notes) {
+  /** @type {(round: Round, impl: string) => boolean} */
   const ok = (round, impl) => round[impl] && !round[impl].error;
+  /** @type {(impl: string, m: Metric) => number} */
   const value = (impl, m) => median(rounds.filter((round) => ok(round, impl)).map((round) => m.pick(round[impl])));
+  /** @type {(m: Pick<Metric, 'pick'>, base?: (r: Result) => number) => number[]} */
   const paired = (m, base = m.pick) =>
-    rounds.filter((round) => ok(round, 'raw') && ok(round, 'eventstream')).map((round) => ratio(m.pick(round.eventstream), base(round.raw)));
+    rounds
+      .filter((round) => ok(round, 'raw') && ok(round, 'eventstream'))
+      .map((round) => ratio(m.pick(round.eventstream), base(round.raw)));
+  /** @type {string[]} */
   const out = [];
+  /** @type {{ id: number, m: Metric & { limit: number }, each: number[] }[]} */
   const bars = [];
 
+  /** @type {(v: number, digits: number) => string} */
   const num = (v, digits) => (digits === 0 ? fmtInt(v) : fmt(v, digits));
+  /** @type {(id: number, title: string, metrics: Metric[]) => void} */
   const section = (id, title, metrics) => {
     out.push(`### ${id}. ${title}`);
     out.push('');
@@ -310,7 +396,7 @@ function render(cfg, rounds, notes) {
         ['', 'raw', 'eventstream', 'ratio of medians', 'ratio in each round', 'median ratio'],
         metrics.map((m) => {
           const each = paired(m);
-          if (m.limit !== null) bars.push({ id, m, each });
+          if (m.limit !== null) bars.push({ id, m: { ...m, limit: m.limit }, each });
           return [
             m.label,
             num(value('raw', m), m.digits),
@@ -335,7 +421,7 @@ function render(cfg, rounds, notes) {
       `Bursts: ${cfg.events} events to N=${L} clients, up to ${cfg.bursts} measured after ${cfg.warmupBursts} warm-up, each awaited until every client has all of it. ` +
       `Server CPU is the server child's process.cpuUsage() over a measurement, per delivered event. ` +
       (cfg.repeat > 1 ? `Medians of ${cfg.repeat} rounds; ` : 'One round; ') +
-      'bars are judged on the median of the rounds\' own eventstream/raw ratios.',
+      "bars are judged on the median of the rounds' own eventstream/raw ratios.",
   );
   out.push('');
   const burstMetrics = [
@@ -343,41 +429,64 @@ function render(cfg, rounds, notes) {
     metric('delivered events/s', (r) => r.eventsPerSec, 0),
     metric('ms per burst (publish to every client having it)', (r) => r.burstMs, 1),
   ];
+  /** @type {(m: Metric, limit: number) => Metric} */
   const withLimit = (m, limit) => ({ ...m, limit });
+  /** @type {(key: string, m: Metric) => Metric} */
   const under = (key, m) => ({ ...m, pick: (r) => (r[key] ? m.pick(r[key]) : NaN) });
   if (has(cfg, 'awaited')) {
     section(1, `Awaited loop: \`for (…) await eventStream.publishEvent(ch, e)\`, N=${L}, ${cfg.events} events`, [
       under('awaited', withLimit(burstMetrics[0], 0.25)),
       ...burstMetrics.slice(1).map((m) => under('awaited', m)),
-      under('awaited', metric('publishEvent call p50 ms (median over bursts)', (r) => r.publishP50, 3)),
+      under(
+        'awaited',
+        metric('publishEvent call p50 ms (median over bursts)', (r) => r.publishP50, 3),
+      ),
     ]);
   }
   if (has(cfg, 'piped')) {
-    section(2, `Piped: \`await pipeline(Readable.from(events), eventStream.createChannelWritable(ch))\`, N=${L}, ${cfg.events} events`, [
-      under('piped', withLimit(burstMetrics[0], 0.25)),
-      ...burstMetrics.slice(1).map((m) => under('piped', m)),
-    ]);
+    section(
+      2,
+      `Piped: \`await pipeline(Readable.from(events), eventStream.createChannelWritable(ch))\`, N=${L}, ${cfg.events} events`,
+      [under('piped', withLimit(burstMetrics[0], 0.25)), ...burstMetrics.slice(1).map((m) => under('piped', m))],
+    );
   }
   if (has(cfg, 'steady')) {
+    /** @type {(key: string, n: number, bar: { p50: number | null, p99: number | null, cpu: number | null }) => Metric[]} */
     const steadyMetrics = (key, n, bar) => [
-      under(key, metric(`N=${n}: ms to publish ${cfg.events} events due over ${cfg.events * cfg.intervalMs} ms`, (r) => r.elapsedMs, 0)),
-      under(key, metric(`N=${n}: publishEvent call p50 ms`, (r) => r.publishP50, 3)),
-      under(key, metric(`N=${n}: latency p50 ms (from due time)`, (r) => r.p50, 3, bar.p50)),
-      under(key, metric(`N=${n}: latency p99 ms (from due time)`, (r) => r.p99, 3, bar.p99)),
-      under(key, metric(`N=${n}: server CPU µs per delivery`, (r) => r.cpuPerEvent, 3, bar.cpu)),
+      under(
+        key,
+        metric(`N=${n}: ms to publish ${cfg.events} events due over ${cfg.events * cfg.intervalMs} ms`, (r) => r.elapsedMs, 0),
+      ),
+      under(
+        key,
+        metric(`N=${n}: publishEvent call p50 ms`, (r) => r.publishP50, 3),
+      ),
+      under(
+        key,
+        metric(`N=${n}: latency p50 ms (from due time)`, (r) => r.p50, 3, bar.p50),
+      ),
+      under(
+        key,
+        metric(`N=${n}: latency p99 ms (from due time)`, (r) => r.p99, 3, bar.p99),
+      ),
+      under(
+        key,
+        metric(`N=${n}: server CPU µs per delivery`, (r) => r.cpuPerEvent, 3, bar.cpu),
+      ),
     ];
     section(3, `Steady awaited stream: one event due every ${cfg.intervalMs} ms, each awaited, open loop`, [
       ...steadyMetrics('steadyLarge', L, { p50: 1.1, p99: null, cpu: 1.05 }),
       ...steadyMetrics('steadySmall', S, { p50: null, p99: 1.1, cpu: null }),
     ]);
+    /** @type {(impl: string, key: string) => string[]} */
     const kept = (impl, key) =>
       rounds
         .map((round) => (ok(round, impl) && round[impl][key] ? round[impl][key].scheduleRatio : NaN))
         .map((r) => (Number.isFinite(r) ? `${fmtRatio(r)} ${r <= SCHEDULE_SLACK ? 'kept' : 'behind'}` : 'n/a'));
-    for (const [key, n] of [
+    for (const [key, n] of /** @type {[string, number][]} */ ([
       ['steadyLarge', L],
       ['steadySmall', S],
-    ]) {
+    ])) {
       out.push(
         `Schedule at N=${n} (time to publish / ${cfg.events * cfg.intervalMs} ms; kept within ${SCHEDULE_SLACK}x), each round: ` +
           `raw ${kept('raw', key).join(', ')}; eventstream ${kept('eventstream', key).join(', ')}.`,
@@ -390,21 +499,51 @@ function render(cfg, rounds, notes) {
       4,
       `Chat: K=${cfg.publishers} publishers POST one event each, again and again, to an Express route that awaits publishEvent; N=${L} subscribers`,
       [
-        under('chat', metric('server CPU µs per delivered event', (r) => r.cpuPerEvent, 3, 1.0)),
-        under('chat', metric('delivered events/s', (r) => r.eventsPerSec, 0)),
-        under('chat', metric('POSTs answered/s', (r) => r.postsPerSec, 0)),
-        under('chat', metric('awaited publish in the route, p50 ms', (r) => r.publishP50, 3)),
-        under('chat', metric('latency p50 ms (POST sent to subscriber)', (r) => r.p50, 3)),
-        under('chat', metric('latency p99 ms (POST sent to subscriber)', (r) => r.p99, 3)),
+        under(
+          'chat',
+          metric('server CPU µs per delivered event', (r) => r.cpuPerEvent, 3, 1.0),
+        ),
+        under(
+          'chat',
+          metric('delivered events/s', (r) => r.eventsPerSec, 0),
+        ),
+        under(
+          'chat',
+          metric('POSTs answered/s', (r) => r.postsPerSec, 0),
+        ),
+        under(
+          'chat',
+          metric('awaited publish in the route, p50 ms', (r) => r.publishP50, 3),
+        ),
+        under(
+          'chat',
+          metric('latency p50 ms (POST sent to subscriber)', (r) => r.p50, 3),
+        ),
+        under(
+          'chat',
+          metric('latency p99 ms (POST sent to subscriber)', (r) => r.p99, 3),
+        ),
       ],
     );
   }
   if (has(cfg, 'memory')) {
     section(5, `Idle connections, N=${cfg.idleClients}`, [
-      under('memHttp', metric('heap B per idle connection, plain node:http', (r) => r.heapPerConn, 0, 1.2)),
-      under('memHttp', metric('RSS B per idle connection, plain node:http', (r) => r.rssPerConn, 0)),
-      under('memExpress', metric('heap B per idle connection, under Express 5', (r) => r.heapPerConn, 0)),
-      under('memExpress', metric('RSS B per idle connection, under Express 5', (r) => r.rssPerConn, 0)),
+      under(
+        'memHttp',
+        metric('heap B per idle connection, plain node:http', (r) => r.heapPerConn, 0, 1.2),
+      ),
+      under(
+        'memHttp',
+        metric('RSS B per idle connection, plain node:http', (r) => r.rssPerConn, 0),
+      ),
+      under(
+        'memExpress',
+        metric('heap B per idle connection, under Express 5', (r) => r.heapPerConn, 0),
+      ),
+      under(
+        'memExpress',
+        metric('RSS B per idle connection, under Express 5', (r) => r.rssPerConn, 0),
+      ),
     ]);
     const each = paired({ pick: (r) => r.memExpress?.heapPerConn }, (r) => r.memHttp?.heapPerConn);
     out.push(
@@ -414,8 +553,11 @@ function render(cfg, rounds, notes) {
   }
 
   // The schedule bar is absolute (eventstream alone), the others paired ratios; listed in scenario order.
+  /** @type {(r: number, limit: number) => string} */
   const verdict = (r, limit) => (Number.isFinite(r) ? (r <= limit ? 'PASS' : 'FAIL') : 'FAIL (no data)');
+  /** @param {number} limit */
   const fmtLimit = (limit) => `<= ${Number.isInteger(limit) ? limit.toFixed(1) : limit}x`;
+  /** @type {string[][]} */
   const barRows = [];
   for (const { id, m, each } of bars) {
     if (id === 3 && has(cfg, 'steady') && !barRows.some((row) => row[0].startsWith('3.'))) {
@@ -430,44 +572,53 @@ function render(cfg, rounds, notes) {
         verdict(median(schedule), SCHEDULE_SLACK),
       ]);
     }
-    barRows.push([`${id}. ${m.label} (eventstream/raw)`, each.map(fmtRatio).join(', '), fmtRatio(median(each)), fmtLimit(m.limit), verdict(median(each), m.limit)]);
+    barRows.push([
+      `${id}. ${m.label} (eventstream/raw)`,
+      each.map(fmtRatio).join(', '),
+      fmtRatio(median(each)),
+      fmtLimit(m.limit),
+      verdict(median(each), m.limit),
+    ]);
   }
   out.push('### Bars (issue 12)');
   out.push('');
   out.push(table(['bar', 'ratio in each round', 'median ratio', 'limit', 'result'], barRows));
-  const changed = changedSettingsNote(BAR_SETTINGS, cfg);
-  if (changed !== null) {
-    out.push('');
-    out.push(changed);
-  }
-  const failed = rounds.flatMap((round, i) => IMPLS.filter((impl) => round[impl]?.error).map((impl) => `round ${i + 1} ${impl}: ${round[impl].error}`));
+  pushParagraph(out, changedSettingsNote(BAR_SETTINGS, cfg));
+  const failed = rounds.flatMap((round, i) =>
+    IMPLS.filter((impl) => round[impl]?.error).map((impl) => `round ${i + 1} ${impl}: ${round[impl].error}`),
+  );
   if (failed.length > 0) {
     out.push('');
     out.push(`**Failed: ${failed.join('; ')}** (a failed round has no ratio).`);
   }
   const noisy = rounds.some((round) =>
-    IMPLS.some((impl) =>
-      ok(round, impl) &&
-      ['awaited', 'piped', 'steadyLarge', 'steadySmall', 'chat'].some((key) => {
-        const r = round[impl][key];
-        return r && [r.otherPct, r.stealPct, r.burstOtherPct, r.burstStealPct].some((pct) => pct > NOISY_PCT);
-      }),
+    IMPLS.some(
+      (impl) =>
+        ok(round, impl) &&
+        ['awaited', 'piped', 'steadyLarge', 'steadySmall', 'chat'].some((key) => {
+          const r = round[impl][key];
+          return r && [r.otherPct, r.stealPct, r.burstOtherPct, r.burstStealPct].some((pct) => pct > NOISY_PCT);
+        }),
     ),
   );
   if (noisy) {
     out.push('');
-    out.push(`**Warning: other processes or the hypervisor took more than ${NOISY_PCT}% of a core during some measurement (see Diagnostics); rerun on a quiet machine.**`);
+    out.push(
+      `**Warning: other processes or the hypervisor took more than ${NOISY_PCT}% of a core during some measurement (see Diagnostics); rerun on a quiet machine.**`,
+    );
   }
 
-  out.push('');
-  out.push('<details><summary>Diagnostics</summary>');
-  out.push('');
+  openDetails(out, 'Diagnostics');
+  /** @type {string[][]} */
   const diag = [];
   rounds.forEach((round, i) => {
     for (const impl of IMPLS) {
       const r = round[impl];
       if (!r || r.error) continue;
-      const burst = (b) => (b ? `${b.bursts} × ${fmt(b.burstMs, 0)} ms, other/steal ${fmt(b.burstOtherPct, 0)}/${fmt(b.burstStealPct, 0)}%` : '');
+      /** @param {any} b a burst measurement, if the scenario ran */
+      const burst = (b) =>
+        b ? `${b.bursts} × ${fmt(b.burstMs, 0)} ms, other/steal ${fmt(b.burstOtherPct, 0)}/${fmt(b.burstStealPct, 0)}%` : '';
+      /** @param {any} s a steady measurement, if the scenario ran */
       const st = (s) =>
         s
           ? `lag p50/max ${fmt(s.startLagP50, 1)}/${fmt(s.startLagMax, 1)} ms, loop ${fmt(s.serverLoopUtilization * 100, 0)}%, ${fmt(s.eventsPerRead, 2)} ev/read, other/steal ${fmt(s.otherPct, 0)}/${fmt(s.stealPct, 0)}%`
@@ -479,7 +630,9 @@ function render(cfg, rounds, notes) {
         burst(r.piped),
         st(r.steadyLarge),
         st(r.steadySmall),
-        c ? `${fmtInt(c.posts)} posts, ${fmt(c.eventsPerRead, 2)} ev/read, client CPU ${fmt(c.clientCpuShare * 100, 0)}%, other/steal ${fmt(c.otherPct, 0)}/${fmt(c.stealPct, 0)}%` : '',
+        c
+          ? `${fmtInt(c.posts)} posts, ${fmt(c.eventsPerRead, 2)} ev/read, client CPU ${fmt(c.clientCpuShare * 100, 0)}%, other/steal ${fmt(c.otherPct, 0)}/${fmt(c.stealPct, 0)}%`
+          : '',
       ]);
     }
   });
@@ -495,20 +648,21 @@ function render(cfg, rounds, notes) {
 }
 
 /** Renders a run saved with BENCH_IDIOMS_JSON again. */
+/**
+ * @param {{ settings: Config, rounds: Round[] }} saved
+ * @param {string[]} [notes]
+ */
 export function report({ settings, rounds }, notes = []) {
   return render(settings, rounds, notes);
 }
 
+/** @param {{ log?: (line: string) => void }} [options] */
 export async function run(options = {}) {
   const cfg = config(options);
-  const { log } = cfg;
-  const limit = openFileLimit();
   const needed = Math.max(cfg.clients, has(cfg, 'memory') ? cfg.idleClients : 0) + cfg.publishers + 64;
-  if (Number.isFinite(limit) && limit < needed) {
-    throw new Error(`ulimit -n is ${limit}, but the client and server processes each need about ${needed} files; raise it (ulimit -n ${needed * 2})`);
-  }
-  const notes = [`Open-file limit (ulimit -n) ${Number.isFinite(limit) ? limit : 'unknown'}; each child needs about ${needed}.`];
+  const notes = [requireOpenFiles(needed, `need about ${needed} files`)];
   // Alternate who goes first, so drift of the machine over a round favours neither.
+  /** @param {number} round */
   const orderOf = (round) => (round % 2 === 0 ? IMPLS : [...IMPLS].reverse());
   const rounds = await runRounds({ cfg, label: 'idioms', orderOf, measure, jsonVar: 'BENCH_IDIOMS_JSON' });
   return render(cfg, rounds, notes);

@@ -37,10 +37,20 @@
 import { fork } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { connect } from './fanout/ipc.js';
-import { envInt } from './env.js';
-import { machineLoad, machineSnapshot } from './machine-load.js';
-import { changedSettingsNote } from './report.js';
+import { envInt } from './lib/env.js';
+import { connect } from './lib/ipc.js';
+import { machineLoad, machineSnapshot } from './lib/machine-load.js';
+import {
+  changedSettingsNote,
+  closeDetails,
+  firstLine,
+  fmtInt,
+  fmtRatio,
+  median,
+  openDetails,
+  pushParagraph,
+  table,
+} from './lib/report.js';
 
 const SERVER = fileURLToPath(new URL('./replay/server.js', import.meta.url));
 const CLIENT = fileURLToPath(new URL('./replay/client.js', import.meta.url));
@@ -51,6 +61,15 @@ const BAR_SETTINGS = { events: 10_000, payloadBytes: 100 };
 /** Other processes or steal above this % of a core during a measurement make the run suspect. */
 const NOISY_PCT = 20;
 
+/**
+ * @typedef {ReturnType<typeof config>} Config
+ * @typedef {{ server: import('./lib/ipc.js').Peer, client: import('./lib/ipc.js').Peer, port: number, cfg: Config, pids: number[] }} Context
+ * @typedef {'fanout' | 'replay'} Kind
+ * @typedef {{ kind: Kind, ms: number, ok: boolean, problems: string[], [figure: string]: any }} Measurement
+ * @typedef {{ order: Kind[], fanout: Measurement, replay: Measurement }} Round
+ */
+
+/** @param {{ log?: (line: string) => void }} options */
 function config(options) {
   const via = process.env.BENCH_REPLAY_VIA || 'header';
   if (via !== 'header' && via !== 'query') throw new Error(`BENCH_REPLAY_VIA must be header or query, got ${via}`);
@@ -65,12 +84,17 @@ function config(options) {
     settleMs: envInt('BENCH_REPLAY_SETTLE_MS', 200, 0),
     stallMs: envInt('BENCH_REPLAY_STALL_MS', 20_000),
     prof: process.env.BENCH_REPLAY_SERVER_PROF || null,
-    log: options.log ?? ((line) => process.stderr.write(`${line}\n`)),
+    log: options.log ?? ((/** @type {string} */ line) => process.stderr.write(`${line}\n`)),
   };
 }
 
+/** @type {(ms: number) => Promise<void>} */
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * @param {string} what
+ * @param {() => Promise<boolean>} predicate
+ */
 async function until(what, predicate, timeoutMs = 10_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -80,13 +104,19 @@ async function until(what, predicate, timeoutMs = 10_000) {
   }
 }
 
+/** @type {(usage: { user: number, system: number }) => number} */
 const cpuMs = (usage) => (usage.user + usage.system) / 1000;
 
 // ---------------------------------------------------------------------------
 
 let channelCounter = 0;
 
-/** Runs `body` as a timed part with CPU and machine load around it. */
+/**
+ * Runs `body` as a timed part with CPU and machine load around it.
+ * @template {object} T
+ * @param {Context} ctx
+ * @param {() => Promise<T>} body
+ */
 async function timed(ctx, body) {
   const { server, client, pids, cfg } = ctx;
   await Promise.all([server.call('gc'), client.call('gc')]);
@@ -102,7 +132,13 @@ async function timed(ctx, body) {
   return { ...result, final, serverCpuMs: cpuMs(serverCpu), clientCpuMs: cpuMs(clientCpu), ...machineLoad(loadA, loadB) };
 }
 
+/**
+ * @param {any} summary the client's, null when it had none
+ * @param {Config} cfg
+ * @returns {string[]}
+ */
 function checkDelivery(summary, cfg) {
+  /** @type {string[]} */
   const problems = [];
   if (summary === null) return ['no client summary'];
   if (summary.error !== null) problems.push(summary.error);
@@ -111,11 +147,15 @@ function checkDelivery(summary, cfg) {
   return problems;
 }
 
+/** @param {string} id */
 function seqOf(id) {
   return Number(id.slice(id.lastIndexOf(':') + 1));
 }
 
-/** One connected client; N events piped into the channel. */
+/**
+ * One connected client; N events piped into the channel.
+ * @param {Context} ctx
+ */
 async function measureFanout(ctx) {
   const { server, client, port, cfg } = ctx;
   const channel = `fanout-${++channelCounter}`;
@@ -129,11 +169,19 @@ async function measureFanout(ctx) {
     return { startedAt: published.startedAt, finishedAt: published.finishedAt, summary };
   });
   const problems = checkDelivery(r.final, cfg);
-  if (!problems.length && seqOf(r.summary.firstId) !== seqOf(open.openId) + 1) problems.push(`first id ${r.summary.firstId} after stream-open ${open.openId}`);
+  if (!problems.length && seqOf(r.summary.firstId) !== seqOf(open.openId) + 1)
+    problems.push(`first id ${r.summary.firstId} after stream-open ${open.openId}`);
   return measurement('fanout', r, problems, { writableFinishMs: r.finishedAt - r.startedAt });
 }
 
-/** One timed part's figures, times from its start. */
+/**
+ * One timed part's figures, times from its start.
+ * @param {Kind} kind
+ * @param {any} r what timed() returned
+ * @param {string[]} problems
+ * @param {Record<string, number>} extra
+ * @returns {Measurement}
+ */
 function measurement(kind, r, problems, extra) {
   return {
     kind,
@@ -151,7 +199,10 @@ function measurement(kind, r, problems, extra) {
   };
 }
 
-/** N events published with nobody listening, then a client resumes from the position before them. */
+/**
+ * N events published with nobody listening, then a client resumes from the position before them.
+ * @param {Context} ctx
+ */
 async function measureReplay(ctx) {
   const { server, client, port, cfg } = ctx;
   const channel = `replay-${++channelCounter}`;
@@ -179,43 +230,42 @@ async function measureReplay(ctx) {
     return { startedAt: resumed.startedAt, openedAt: resumed.openedAt, summary };
   });
   const problems = checkDelivery(r.final, cfg);
-  if (!problems.length && seqOf(r.summary.firstId) !== seqOf(open.openId) + 1) problems.push(`first replayed id ${r.summary.firstId} after ${open.openId}`);
-  if (!problems.length && r.summary.lastId !== `${channel}:${head}`) problems.push(`last replayed id ${r.summary.lastId}, store head ${head}`);
+  if (!problems.length && seqOf(r.summary.firstId) !== seqOf(open.openId) + 1)
+    problems.push(`first replayed id ${r.summary.firstId} after ${open.openId}`);
+  if (!problems.length && r.summary.lastId !== `${channel}:${head}`)
+    problems.push(`last replayed id ${r.summary.lastId}, store head ${head}`);
   return measurement('replay', r, problems, { openMs: r.openedAt - r.startedAt });
 }
 
+/**
+ * @param {Kind} kind
+ * @param {Context} ctx
+ * @returns {Promise<Measurement>}
+ */
 async function attempt(kind, ctx) {
   try {
     return await (kind === 'fanout' ? measureFanout(ctx) : measureReplay(ctx));
   } catch (error) {
     await ctx.client.call('close').catch(() => {});
-    return { kind, ms: NaN, ok: false, problems: [error.message.split('\n')[0]] };
+    return { kind, ms: NaN, ok: false, problems: [firstLine(error)] };
   }
 }
 
 // ---------------------------------------------------------------------------
 // Reporting
 
-function median(values) {
-  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  if (finite.length === 0) return NaN;
-  const mid = finite.length >> 1;
-  return finite.length % 2 ? finite[mid] : (finite[mid - 1] + finite[mid]) / 2;
-}
-
+/** @type {(v: number, digits?: number) => string} */
 const fmt = (v, digits = 1) => (Number.isFinite(v) ? v.toFixed(digits) : 'n/a');
-const fmtInt = (v) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');
-const fmtRatio = (r) => (Number.isFinite(r) ? `${r.toFixed(2)}x` : 'n/a');
 
-/** `left`: indexes of left-aligned (text) columns; the rest are numbers, right-aligned. */
-function table(header, rows, left = [0]) {
-  const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (left.includes(i) ? ' --- ' : ' ---: ')).join('|')}|`];
-  for (const row of rows) lines.push(`| ${row.join(' | ')} |`);
-  return lines.join('\n');
-}
-
+/**
+ * @param {Config} cfg
+ * @param {Round[]} rounds
+ * @param {string[]} notes
+ */
 function render(cfg, rounds, notes) {
+  /** @param {Kind} kind */
   const all = (kind) => rounds.map((round) => round[kind]);
+  /** @param {Kind} kind */
   const stats = (kind) => {
     const runs = all(kind);
     const done = runs.filter((r) => r.ok);
@@ -240,9 +290,14 @@ function render(cfg, rounds, notes) {
   const pairedRatio = median(rounds.map((round) => round.replay.ms / round.fanout.ms));
   const delivered = fan.done.length === fan.runs.length && rep.done.length === rep.runs.length;
   const pass = delivered && Number.isFinite(ratio) && ratio <= BAR_RATIO;
+  /** @param {typeof fan} s */
   const describe = (s) => {
-    if (s.done.length === s.runs.length) return `yes, ${s.done.length}/${s.runs.length} runs (${fmtInt(cfg.events)}/${fmtInt(cfg.events)} each)`;
-    const why = s.runs.filter((r) => !r.ok).map((r) => r.problems.join('; ')).join(' / ');
+    if (s.done.length === s.runs.length)
+      return `yes, ${s.done.length}/${s.runs.length} runs (${fmtInt(cfg.events)}/${fmtInt(cfg.events)} each)`;
+    const why = s.runs
+      .filter((r) => !r.ok)
+      .map((r) => r.problems.join('; '))
+      .join(' / ');
     return `**NO**, ${s.done.length}/${s.runs.length} runs ok (${why})`;
   };
 
@@ -278,10 +333,10 @@ function render(cfg, rounds, notes) {
         'client socket reads',
         'every event exactly once, in order',
       ],
-      [
+      /** @type {[string, typeof fan][]} */ ([
         ['fan-out to one connected client', fan],
         [`replay to a resuming client (${cfg.via === 'header' ? 'Last-Event-ID' : '?lastEventId='})`, rep],
-      ].map(([label, s]) => [
+      ]).map(([label, s]) => [
         label,
         fmt(s.ms),
         fmtInt(s.eventsPerSec),
@@ -322,13 +377,13 @@ function render(cfg, rounds, notes) {
     ),
   );
   out.push('');
-  out.push(`**Replay bar: ${pass ? 'PASS' : 'FAIL'}** (replay/fan-out = ${fmtRatio(ratio)}, median of per-round ratios ${fmtRatio(pairedRatio)}; limit <= ${BAR_RATIO.toFixed(1)}x).`);
-  const changed = changedSettingsNote(BAR_SETTINGS, cfg, 'the verdict is');
-  if (changed !== null) {
-    out.push('');
-    out.push(changed);
-  }
-  const noisy = rounds.some((round) => [round.fanout, round.replay].some((r) => r.otherPct > NOISY_PCT || r.stealPct > NOISY_PCT));
+  out.push(
+    `**Replay bar: ${pass ? 'PASS' : 'FAIL'}** (replay/fan-out = ${fmtRatio(ratio)}, median of per-round ratios ${fmtRatio(pairedRatio)}; limit <= ${BAR_RATIO.toFixed(1)}x).`,
+  );
+  pushParagraph(out, changedSettingsNote(BAR_SETTINGS, cfg, 'the verdict is'));
+  const noisy = rounds.some((round) =>
+    [round.fanout, round.replay].some((r) => r.otherPct > NOISY_PCT || r.stealPct > NOISY_PCT),
+  );
   if (noisy) {
     out.push('');
     out.push(
@@ -337,12 +392,20 @@ function render(cfg, rounds, notes) {
         'measurement of about 100 ms one tick is about 10%: a single warning can be a rounding artefact.)',
     );
   }
-  out.push('');
-  out.push('<details><summary>Rounds</summary>');
-  out.push('');
+  openDetails(out, 'Rounds');
   out.push(
     table(
-      ['round', 'order', 'fan-out ms', 'replay ms', 'replay/fan-out', 'fan-out ms to writable finish', 'replay ms to stream-open', 'other / steal % (fan-out)', 'other / steal % (replay)'],
+      [
+        'round',
+        'order',
+        'fan-out ms',
+        'replay ms',
+        'replay/fan-out',
+        'fan-out ms to writable finish',
+        'replay ms to stream-open',
+        'other / steal % (fan-out)',
+        'other / steal % (replay)',
+      ],
       rounds.map((round, i) => [
         String(i + 1),
         round.order.join(', '),
@@ -362,45 +425,51 @@ function render(cfg, rounds, notes) {
     'Server CPU covers the timed part only: for fan-out that includes encoding and storing the events, for replay only reading ' +
       'them back from the store (they were published before). "other" is busy CPU of everything else on the machine, "steal" CPU the hypervisor took.',
   );
-  for (const note of notes) {
-    out.push('');
-    out.push(note);
-  }
-  out.push('');
-  out.push('</details>');
+  closeDetails(out, notes);
   return { markdown: out.join('\n'), pass };
 }
 
+/** @param {{ log?: (line: string) => void }} [options] */
 export async function run(options = {}) {
   const cfg = config(options);
   const { log } = cfg;
+  /** @type {string[]} */
   const notes = [];
   const startedAt = performance.now();
   const execArgv = ['--expose-gc', ...(cfg.prof ? ['--cpu-prof', `--cpu-prof-dir=${cfg.prof}`] : [])];
   const server = connect(fork(SERVER, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'replay server');
-  const client = connect(fork(CLIENT, [], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'replay client');
+  const client = connect(
+    fork(CLIENT, [], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+    'replay client',
+  );
+  /** @type {Round[]} */
   const rounds = [];
   try {
     const { port } = await server.call('start');
     const [sc, cc] = await Promise.all([server.call('clock'), client.call('clock')]);
     const clockSkewMs = sc.wall - sc.mono - (cc.wall - cc.mono);
-    const ctx = { server, client, port, cfg, pids: [server.child.pid, client.child.pid, process.pid] };
+    /** @type {Context} */
+    const ctx = { server, client, port, cfg, pids: /** @type {number[]} */ ([server.child.pid, client.child.pid, process.pid]) };
 
     for (let i = 0; i < cfg.warmup; i++) {
       log(`replay: warm-up round ${i + 1}/${cfg.warmup}`);
-      for (const kind of ['fanout', 'replay']) {
+      for (const kind of /** @type {Kind[]} */ (['fanout', 'replay'])) {
         const r = await attempt(kind, ctx);
         if (!r.ok) notes.push(`Warm-up ${kind} failed: ${r.problems.join('; ')}.`);
       }
     }
     for (let i = 0; i < cfg.rounds; i++) {
+      /** @type {Kind[]} */
       const order = i % 2 === 0 ? ['fanout', 'replay'] : ['replay', 'fanout'];
-      const round = { order };
+      const round = /** @type {Round} */ ({ order });
       for (const kind of order) round[kind] = await attempt(kind, ctx);
       log(
         `replay: round ${i + 1}/${cfg.rounds} (${order.join(' then ')}): fan-out ${fmt(round.fanout.ms)} ms, ` +
           `replay ${fmt(round.replay.ms)} ms, ratio ${fmtRatio(round.replay.ms / round.fanout.ms)}` +
-          [round.fanout, round.replay].filter((r) => !r.ok).map((r) => ` [${r.kind} FAILED: ${r.problems.join('; ')}]`).join(''),
+          [round.fanout, round.replay]
+            .filter((r) => !r.ok)
+            .map((r) => ` [${r.kind} FAILED: ${r.problems.join('; ')}]`)
+            .join(''),
       );
       rounds.push(round);
     }

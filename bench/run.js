@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 
+/** @type {Record<string, string>} */
 const benchmarks = {
   fanout: './fanout.js',
   grip: './grip.js',
@@ -19,7 +20,8 @@ const selected = (process.env.BENCH_SCENARIOS || Object.keys(benchmarks).join(',
   .map((name) => name.trim())
   .filter(Boolean);
 for (const name of selected) {
-  if (!(name in benchmarks)) throw new Error(`BENCH_SCENARIOS: unknown benchmark ${name}; expected ${Object.keys(benchmarks).join(', ')}`);
+  if (!(name in benchmarks))
+    throw new Error(`BENCH_SCENARIOS: unknown benchmark ${name}; expected ${Object.keys(benchmarks).join(', ')}`);
 }
 
 const sections = [];
@@ -33,7 +35,11 @@ for (const name of selected) {
 function sourceVersion() {
   try {
     const cwd = new URL('..', import.meta.url);
-    return execFileSync('git', ['describe', '--always', '--dirty'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return execFileSync('git', ['describe', '--always', '--dirty'], {
+      cwd,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
   } catch {
     return 'unknown';
   }

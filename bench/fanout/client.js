@@ -3,7 +3,7 @@
 // parses just enough SSE to count events and read their publish timestamps;
 // for the chat scenario it is also the K publishers POSTing events.
 import net from 'node:net';
-import { serve, wallNow } from './ipc.js';
+import { serve, wallNow } from '../lib/ipc.js';
 import { makePayload } from './payload.js';
 import { SseCounter } from './sse-counter.js';
 
@@ -19,6 +19,7 @@ let lastFailure = '';
 
 // Burst bookkeeping: every connection must reach `target` events.
 let reached = 0;
+/** @type {((error: Error | null) => void)[]} */
 let targetWaiters = [];
 
 // Latency bookkeeping.
@@ -27,6 +28,7 @@ let recordFrom = Infinity;
 let samples = new Float64Array(1 << 16);
 let sampleCount = 0;
 
+/** @param {number} latencyMs */
 function record(latencyMs) {
   if (sampleCount === samples.length) {
     const bigger = new Float64Array(samples.length * 2);
@@ -37,10 +39,13 @@ function record(latencyMs) {
 }
 
 class Conn {
+  /** @param {number} port */
   constructor(port) {
     this.target = Infinity;
     this.closedByUs = false;
+    /** @type {(() => void) | null} */
     this.openedResolve = null;
+    /** @type {Promise<void>} */
     this.opened = new Promise((resolve, reject) => {
       this.openedResolve = resolve;
       this.openedReject = reject;
@@ -77,10 +82,13 @@ class Conn {
         callback: (n, buf) => {
           reads++;
           try {
-            this.counter.feed(buf.subarray(0, n), wallNow());
+            // buf is READ_BUFFER, a Buffer
+            this.counter.feed(/** @type {Buffer} */ (buf.subarray(0, n)), wallNow());
           } catch (error) {
-            this.fail(error);
+            this.fail(/** @type {Error} */ (error));
           }
+          // false would pause the socket
+          return true;
         },
       },
     });
@@ -94,6 +102,7 @@ class Conn {
     });
   }
 
+  /** @param {Error} error */
   fail(error) {
     if (this.closedByUs) return;
     this.closedByUs = true;
@@ -110,12 +119,17 @@ class Conn {
   }
 }
 
+/** @param {Error | null} error */
 function releaseTargetWaiters(error) {
   const waiters = targetWaiters;
   targetWaiters = [];
   for (const waiter of waiters) waiter(error);
 }
 
+/**
+ * @param {number} port
+ * @param {number} n
+ */
 async function connectMany(port, n) {
   let started = 0;
   const worker = async () => {
@@ -138,12 +152,15 @@ async function connectMany(port, n) {
  * connection setup, not publishing.
  */
 class Publisher {
+  /** @param {number} port */
   constructor(port) {
     this.socket = net.connect({ host: '127.0.0.1', port });
     this.socket.setNoDelay(true);
     this.socket.setEncoding('latin1');
     this.pending = '';
+    /** @type {((error: Error | null) => void) | null} */
     this.answer = null;
+    /** @type {Error | null} */
     this.error = null;
     this.connected = new Promise((resolve, reject) => {
       this.socket.once('connect', resolve);
@@ -162,6 +179,7 @@ class Publisher {
     this.socket.on('close', () => this.settle(new Error('a publisher connection closed')));
   }
 
+  /** @param {Error | null} error */
   settle(error) {
     if (error !== null) this.error ??= error;
     const answer = this.answer;
@@ -170,11 +188,12 @@ class Publisher {
   }
 
   /** POSTs one event, stamped now; resolves with the 204. */
+  /** @param {number} bytes */
   post(bytes) {
     if (this.error !== null) return Promise.reject(this.error);
     const body = makePayload(bytes).json;
     return new Promise((resolve, reject) => {
-      this.answer = (error) => (error ? reject(error) : resolve());
+      this.answer = (error) => (error ? reject(error) : resolve(undefined));
       this.socket.write(
         'POST /say HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n' +
           `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
@@ -241,7 +260,7 @@ serve({
   awaitTarget() {
     if (reached === conns.size) return null;
     return new Promise((resolve, reject) => {
-      targetWaiters.push((error) => (error ? reject(error) : resolve(null)));
+      targetWaiters.push((/** @type {Error | null} */ error) => (error ? reject(error) : resolve(null)));
     });
   },
 
@@ -272,7 +291,14 @@ serve({
   latStop() {
     recording = false;
     const sorted = samples.slice(0, sampleCount).sort();
+    /** @param {number} q */
     const at = (q) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
-    return { count: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted.length ? sorted[sorted.length - 1] : NaN };
+    return {
+      count: sorted.length,
+      p50: at(0.5),
+      p90: at(0.9),
+      p99: at(0.99),
+      max: sorted.length ? sorted[sorted.length - 1] : NaN,
+    };
   },
 });

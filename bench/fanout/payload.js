@@ -3,11 +3,15 @@
 // (ms, wallNow()) and a sequence number `s`, which the client's SseCounter
 // finds by the leading `{"t":`. `json` is that text; `obj` parses back to it,
 // for publishers that serialize data themselves (JSON.stringify(obj) === json).
-import { wallNow } from './ipc.js';
+import { wallNow } from '../lib/ipc.js';
 
 const PAD = 'x'.repeat(4096);
 let sequence = 0;
 
+/**
+ * @param {number} bytes
+ * @param {number} [at] the timestamp, ms on the wall clock
+ */
 export function makePayload(bytes, at = wallNow()) {
   const t = Math.round(at * 1000) / 1000;
   const s = sequence++;

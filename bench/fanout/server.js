@@ -8,10 +8,30 @@
 import http from 'node:http';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { listenOnLoopback, serve, wallNow } from './ipc.js';
+import { listenOnLoopback, serve, wallNow } from '../lib/ipc.js';
+import { percentile } from '../lib/report.js';
 import { makePayload } from './payload.js';
-import { percentile } from '../report.js';
 
+/**
+ * @typedef {ReturnType<typeof makePayload>} Payload
+ * @typedef {http.IncomingMessage} Req
+ * @typedef {http.ServerResponse} Res
+ */
+
+/**
+ * An implementation: every one serves streams and publishes bursts; raw and
+ * eventstream also have the publishing idioms.
+ * @typedef {object} Impl
+ * @property {(req: any, res: any) => unknown} handler a node:http or Express handler
+ * @property {() => number} count
+ * @property {(payloads: Payload[]) => void} publish
+ * @property {(payload: Payload) => unknown} [publishOne]
+ * @property {(payload: Payload) => unknown} [event]
+ * @property {() => Writable} [createWritable]
+ * @property {(body: unknown) => unknown} [say]
+ */
+
+/** @type {Record<string, () => Promise<Impl>>} */
 const IMPLEMENTATIONS = {
   raw: createRaw,
   eventstream: createEventStream,
@@ -29,7 +49,8 @@ if (mount !== 'http' && mount !== 'express') {
   console.error(`unknown mount ${mount}; expected http or express`);
   process.exit(2);
 }
-if (typeof globalThis.gc !== 'function') {
+const gc = globalThis.gc;
+if (typeof gc !== 'function') {
   console.error('the server child needs --expose-gc');
   process.exit(2);
 }
@@ -54,15 +75,22 @@ const RAW_HEADERS = {
 };
 const RAW_OPEN = Buffer.from('event: stream-open\ndata: \n\n');
 
+/** @returns {Promise<Impl>} */
 async function createRaw() {
+  /** @type {Set<Res>} */
   const clients = new Set();
+  /** @param {string} json */
   const writeAll = (json) => {
     // encoded once, written to every client
     const frame = Buffer.from(`data: ${json}\n\n`);
     for (const res of clients) res.write(frame);
   };
   return {
-    handler(req, res) {
+    /**
+     * @param {Req} _req
+     * @param {Res} res
+     */
+    handler(_req, res) {
       res.writeHead(200, RAW_HEADERS);
       res.write(RAW_OPEN);
       clients.add(res);
@@ -85,7 +113,7 @@ async function createRaw() {
     createWritable: () =>
       new Writable({
         objectMode: true,
-        write(payload, _encoding, callback) {
+        write(/** @type {Payload} */ payload, _encoding, callback) {
           writeAll(payload.json);
           callback();
         },
@@ -97,8 +125,10 @@ async function createRaw() {
   };
 }
 
+/** @returns {Promise<Impl>} */
 async function createEventStream() {
   const { EventStream } = await import('../../dist/index.js');
+  /** @type {import('../../dist/index.js').EventStreamOptions} */
   const options = {};
   if (process.env.BENCH_ES_KEEPALIVE !== undefined && process.env.BENCH_ES_KEEPALIVE !== '') {
     options.keepAliveInterval = Number(process.env.BENCH_ES_KEEPALIVE);
@@ -108,24 +138,27 @@ async function createEventStream() {
   const mode = process.env.BENCH_ES_PUBLISH === 'publishEvent' ? 'publishEvent' : 'writable';
   // Made on the first synchronous burst, so the idioms' runs, which never use
   // it, have no extra writable on the channel.
+  /** @type {Writable | null} */
   let writable = null;
+  /** @returns {Writable} */
   const burstWritable = () => {
     if (writable === null) {
       writable = es.createChannelWritable('bench');
-      writable.on('error', (error) => {
+      writable.on('error', (/** @type {Error} */ error) => {
         console.error('eventstream writable error', error);
         process.exitCode = 1;
       });
     }
     return writable;
   };
+  /** @param {unknown} error */
   const failed = (error) => {
     console.error('eventstream publishEvent error', error);
     process.exitCode = 1;
   };
   return {
     // Under Express the middleware itself is the route, as the README mounts it.
-    handler: mount === 'express' ? handler : (req, res) => handler(req, res),
+    handler: mount === 'express' ? handler : (/** @type {Req} */ req, /** @type {Res} */ res) => handler(req, res),
     count: () => es.stats().streams,
     // The idioms exactly as the README shows them, only through the public API.
     publishOne: (payload) => es.publishEvent('bench', { data: payload.obj }),
@@ -144,10 +177,15 @@ async function createEventStream() {
   };
 }
 
+/** @returns {Promise<Impl>} */
 async function createBetterSse() {
   const { createChannel, createSession } = await import('better-sse');
   const channel = createChannel();
   return {
+    /**
+     * @param {Req} req
+     * @param {Res} res
+     */
     async handler(req, res) {
       const session = await createSession(req, res);
       channel.register(session);
@@ -159,11 +197,12 @@ async function createBetterSse() {
   };
 }
 
+/** @returns {Promise<Impl>} */
 async function createSseChannel() {
   const { default: SseChannel } = await import('sse-channel');
   const channel = new SseChannel();
   return {
-    handler: (req, res) => channel.addClient(req, res),
+    handler: (/** @type {Req} */ req, /** @type {Res} */ res) => channel.addClient(req, res),
     count: () => channel.getConnectionCount(),
     publish(payloads) {
       for (const payload of payloads) channel.send({ data: payload.json });
@@ -175,13 +214,18 @@ async function createSseChannel() {
 
 const impl = await IMPLEMENTATIONS[implName]();
 /** How long each POST /say route's awaited publish took (ms), since the last sayStats. */
+/** @type {number[]} */
 let sayCalls = [];
 const server = http.createServer(mount === 'express' ? await expressApp() : handleStream);
 
+/**
+ * @param {Req} req
+ * @param {Res} res
+ */
 function handleStream(req, res) {
-  const result = impl.handler(req, res);
+  const result = /** @type {any} */ (impl.handler(req, res));
   if (result && typeof result.catch === 'function') {
-    result.catch((error) => {
+    result.catch((/** @type {unknown} */ error) => {
       console.error(`${implName} handler error`, error);
       res.destroy();
     });
@@ -202,21 +246,35 @@ async function expressApp() {
   return app;
 }
 
-/** An idiom's method of this implementation; only raw and eventstream have them. */
+/**
+ * An idiom's method of this implementation; only raw and eventstream have them.
+ * @template {'publishOne' | 'event' | 'createWritable' | 'say'} K
+ * @param {K} name
+ * @returns {NonNullable<Impl[K]>}
+ */
 function idiom(name) {
-  if (typeof impl[name] !== 'function') throw new Error(`${implName} does not implement the publishing idioms`);
-  return impl[name].bind(impl);
+  const method = impl[name];
+  if (typeof method !== 'function') throw new Error(`${implName} does not implement the publishing idioms`);
+  return /** @type {NonNullable<Impl[K]>} */ (method.bind(impl));
 }
 
+/** @type {() => Promise<void>} */
 const tick = () => new Promise((resolve) => setImmediate(resolve));
+/** @type {(ms: number) => Promise<void>} */
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * @param {number} events
+ * @param {number} bytes
+ * @returns {Payload[]}
+ */
 function makePayloads(events, bytes) {
   const payloads = new Array(events);
   for (let i = 0; i < events; i++) payloads[i] = makePayload(bytes);
   return payloads;
 }
 
+/** @param {ArrayLike<number> & Iterable<number>} calls */
 function callStats(calls) {
   return { publishP50: percentile(calls, 0.5), publishP99: percentile(calls, 0.99) };
 }
@@ -228,7 +286,7 @@ serve({
 
   async mem() {
     for (let i = 0; i < 4; i++) {
-      globalThis.gc();
+      gc();
       await tick();
     }
     const { heapUsed, rss, external, arrayBuffers } = process.memoryUsage();
@@ -272,7 +330,9 @@ serve({
     const publishOne = idiom('publishOne');
     const monoStart = performance.now() + (wallStart - wallNow());
     const elu = performance.eventLoopUtilization();
+    /** @type {number[]} */
     const calls = [];
+    /** @type {number[]} */
     const lags = [];
     const total = warmupEvents + events;
     for (let k = 0; k < total; k++) {
@@ -329,10 +389,12 @@ serve({
       const start = performance.now();
       const wallStart = wallNow();
       const elu = performance.eventLoopUtilization();
+      /** @type {number[]} */
       const lags = [];
       let published = 0;
       let counted = 0;
       let turns = 0;
+      /** @param {number} now */
       const finish = (now) =>
         resolve({
           published,
@@ -343,6 +405,7 @@ serve({
           elapsedMs: now - start,
           eventLoopUtilization: performance.eventLoopUtilization(elu).utilization,
         });
+      /** @param {number} at */
       const publishOne = (at) => {
         const payload = makePayload(bytes, at);
         impl.publish([payload]);
@@ -352,6 +415,7 @@ serve({
           lags.push(wallNow() - at);
         }
       };
+      /** @type {(step: () => void, due: number, now: number) => NodeJS.Timeout} */
       const later = (step, due, now) => setTimeout(step, Math.max(0, Math.ceil(due - now)));
 
       if (mode === 'open') {

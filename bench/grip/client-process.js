@@ -12,21 +12,25 @@ import { performance } from 'node:perf_hooks';
 import { openReceiver } from './receiver.js';
 
 const wallNow = () => performance.timeOrigin + performance.now();
+/** @param {object} message */
 const send = (message) => {
-  if (process.connected) process.send(message);
+  if (process.connected) process.send?.(message);
 };
 
+/** @type {ReturnType<typeof openReceiver> | null} */
 let receiver = null;
+/** @type {NodeJS.Timeout | null} */
 let progressTimer = null;
 
 function stopReceiver() {
-  clearInterval(progressTimer);
+  clearInterval(progressTimer ?? undefined);
   progressTimer = null;
   receiver?.close();
   receiver = null;
 }
 
-process.on('message', (message) => {
+process.on('message', (received) => {
+  const message = /** @type {{ cmd: string, url: string, expected: number }} */ (received);
   switch (message?.cmd) {
     case 'open': {
       stopReceiver();
@@ -48,7 +52,7 @@ process.on('message', (message) => {
           send({ type: 'progress', received: reported, at: performance.timeOrigin + current.state.lastProgressAt });
         }
       }, 50);
-      current.done.then(() => send({ type: 'done', at: performance.timeOrigin + current.state.doneAt }));
+      current.done.then(() => send({ type: 'done', at: performance.timeOrigin + (current.state.doneAt ?? NaN) }));
       break;
     }
     case 'verify':

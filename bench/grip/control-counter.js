@@ -5,10 +5,13 @@
 // the implementation making more requests.
 import dc from 'node:diagnostics_channel';
 
+/** @param {string} origin */
 export function countRequestsTo(origin) {
   const target = new URL(origin).origin;
   const counts = { requests: 0, publishRequests: 0 };
-  const onCreate = ({ request }) => {
+  /** @param {unknown} message */
+  const onCreate = (message) => {
+    const { request } = /** @type {{ request: { origin: unknown, method: string, path: unknown } }} */ (message);
     let requestOrigin;
     try {
       requestOrigin = new URL(String(request.origin)).origin;

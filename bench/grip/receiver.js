@@ -6,8 +6,13 @@
 import { performance } from 'node:perf_hooks';
 import { EventSource } from 'eventsource';
 
+/**
+ * @param {string} url
+ * @param {number} expected
+ */
 export function openReceiver(url, expected) {
   const source = new EventSource(url);
+  /** @type {number[]} */
   const seqs = [];
   const state = {
     opens: 0,
@@ -15,17 +20,22 @@ export function openReceiver(url, expected) {
     errors: 0,
     unparsable: 0,
     lastProgressAt: performance.now(),
-    doneAt: null,
+    doneAt: /** @type {number | null} */ (null),
   };
 
-  let resolveOpened;
-  let rejectOpened;
+  /** @type {() => void} */
+  let resolveOpened = () => {};
+  /** @type {(error: Error) => void} */
+  let rejectOpened = () => {};
+  /** @type {Promise<void>} */
   const opened = new Promise((resolve, reject) => {
     resolveOpened = resolve;
     rejectOpened = reject;
   });
   opened.catch(() => {}); // observed by whoever awaits it; never an unhandled rejection
-  let resolveDone;
+  /** @type {() => void} */
+  let resolveDone = () => {};
+  /** @type {Promise<void>} */
   const done = new Promise((resolve) => {
     resolveDone = resolve;
   });

@@ -4,23 +4,28 @@
 // arrive: JSON data `{"i":N,...}` must run firstIndex, firstIndex+1, ... and
 // ids `channel:seq` must be consecutive from the position the stream starts
 // at (the stream-open id, or the Last-Event-ID sent when resuming).
-// Driven over IPC by bench/replay.js (request/response, bench/fanout/ipc.js).
+// Driven over IPC by bench/replay.js (request/response, bench/lib/ipc.js).
 // Times are `performance.timeOrigin + performance.now()`, as on the server.
 import http from 'node:http';
 import { createParser } from 'eventsource-parser';
-import { serve, wallNow } from '../fanout/ipc.js';
+import { serve, wallNow } from '../lib/ipc.js';
 
 /** @type {Subscription | null} */
 let current = null;
 
 class Subscription {
+  /**
+   * @param {{ port: number, channel: string, lastEventId: string | null, via: string, expected: number, firstIndex: number }} options
+   */
   constructor({ port, channel, lastEventId, via, expected, firstIndex }) {
     this.channel = channel;
     this.expected = expected;
     this.nextIndex = firstIndex;
     this.received = 0;
     this.extra = 0;
+    /** @type {string[]} */
     this.otherEvents = [];
+    /** @type {string[]} */
     this.problems = [];
     this.problemCount = 0;
     this.reads = 0;
@@ -37,6 +42,7 @@ class Subscription {
     this.seq = null;
     if (lastEventId !== null) this.seq = this.seqOf(lastEventId, 'Last-Event-ID');
 
+    /** @type {(() => void)[]} */
     this.doneWaiters = [];
     this.opened = new Promise((resolve, reject) => {
       this.resolveOpened = resolve;
@@ -49,6 +55,7 @@ class Subscription {
       onError: (error) => this.problem(`parse error: ${error.message}`),
     });
     let path = `/events/${encodeURIComponent(channel)}`;
+    /** @type {Record<string, string>} */
     const headers = { accept: 'text/event-stream', 'cache-control': 'no-cache' };
     if (lastEventId !== null) {
       if (via === 'query') path += `?lastEventId=${encodeURIComponent(lastEventId)}`;
@@ -77,6 +84,10 @@ class Subscription {
     this.req.end();
   }
 
+  /**
+   * @param {string} id
+   * @param {string} what
+   */
   seqOf(id, what) {
     const colon = id.lastIndexOf(':');
     const channel = id.slice(0, colon);
@@ -88,11 +99,13 @@ class Subscription {
     return seq;
   }
 
+  /** @param {string} text */
   problem(text) {
     this.problemCount++;
     if (this.problems.length < 5) this.problems.push(text);
   }
 
+  /** @param {import('eventsource-parser').EventSourceMessage} event */
   onEvent(event) {
     const now = wallNow();
     if (event.event === 'stream-open') {
@@ -128,7 +141,8 @@ class Subscription {
     this.nextIndex = (Number.isSafeInteger(index) ? index : this.nextIndex) + 1;
     const seq = event.id === undefined ? null : this.seqOf(event.id, 'event id');
     if (seq === null) this.problem(`event #${this.received} has no usable id`);
-    else if (this.seq !== null && seq !== this.seq + 1) this.problem(`event #${this.received} has id ${event.id} after seq ${this.seq}`);
+    else if (this.seq !== null && seq !== this.seq + 1)
+      this.problem(`event #${this.received} has id ${event.id} after seq ${this.seq}`);
     if (seq !== null) this.seq = seq;
     if (this.received === 0) {
       this.firstAt = now;
@@ -143,6 +157,7 @@ class Subscription {
     }
   }
 
+  /** @param {Error} error */
   fail(error) {
     if (this.closedByUs || this.error !== null) return;
     this.error = error.message;
@@ -157,6 +172,7 @@ class Subscription {
   }
 
   /** Resolves when `expected` events arrived; rejects on a failure or when nothing new came for `stallMs`. */
+  /** @param {number} stallMs */
   done(stallMs) {
     return new Promise((resolve, reject) => {
       const check = () => {

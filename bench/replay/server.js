@@ -5,13 +5,21 @@
 // Usage (forked): node --expose-gc bench/replay/server.js
 import http from 'node:http';
 import { Readable } from 'node:stream';
-import { listenOnLoopback, serve, wallNow } from '../fanout/ipc.js';
+import { listenOnLoopback, serve, wallNow } from '../lib/ipc.js';
 
 const { EventStream, MemoryEventStore } = await import('../../dist/index.js');
 
 /** The current EventStream; each measurement gets a fresh one (and a fresh store). */
+/** @type {import('../../dist/index.js').EventStream | null} */
 let es = null;
+/** @type {import('../../dist/index.js').MemoryEventStore | null} */
 let store = null;
+
+/** The current EventStream and store; the parent resets before anything else. */
+function current() {
+  if (es === null || store === null) throw new Error('reset first');
+  return { es, store };
+}
 
 const server = http.createServer((req, res) => {
   const match = /^\/events\/([A-Za-z0-9_-]+)(?:\?.*)?$/.exec(req.url ?? '');
@@ -19,13 +27,17 @@ const server = http.createServer((req, res) => {
     res.writeHead(404, { 'content-type': 'text/plain' }).end('no such stream\n');
     return;
   }
-  es.run(req, res, match[1]).catch((error) => {
+  es.run(req, res, match[1]).catch((/** @type {unknown} */ error) => {
     console.error('replay server: run() failed', error);
     res.destroy();
   });
 });
 
-/** Events whose JSON data is exactly `bytes` long: {"i":N,"p":"xxx..."}. */
+/**
+ * Events whose JSON data is exactly `bytes` long: {"i":N,"p":"xxx..."}.
+ * @param {number} count
+ * @param {number} bytes
+ */
 function buildEvents(count, bytes) {
   const events = new Array(count);
   for (let i = 0; i < count; i++) {
@@ -35,6 +47,7 @@ function buildEvents(count, bytes) {
   return events;
 }
 
+/** @type {() => Promise<void>} */
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
 serve({
@@ -48,9 +61,9 @@ serve({
     return null;
   },
 
-  streams: () => es.stats().streams,
+  streams: () => current().es.stats().streams,
 
-  head: ({ channel }) => store.head(channel),
+  head: ({ channel }) => current().store.head(channel),
 
   /**
    * Builds `count` events (untimed), then pipes them into the channel:
@@ -60,7 +73,7 @@ serve({
    */
   async publish({ channel, count, bytes }) {
     const events = buildEvents(count, bytes);
-    const writable = es.createChannelWritable(channel);
+    const writable = current().es.createChannelWritable(channel);
     const finished = new Promise((resolve, reject) => {
       writable.once('finish', resolve);
       writable.once('error', reject);
@@ -78,4 +91,3 @@ serve({
     }
   },
 });
-

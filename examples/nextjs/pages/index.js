@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 
 const ROUTES = {
   pages: '/api/events/', // pages router: pages/api/events/[id].js
@@ -11,6 +11,8 @@ export default function Home() {
   const [status, setStatus] = useState('connecting');
   const [messages, setMessages] = useState([]);
   const [text, setText] = useState('');
+  // Keys that stay with their message when the list drops its oldest.
+  const received = useRef(0);
 
   useEffect(() => {
     if (channel === '') return undefined;
@@ -18,7 +20,8 @@ export default function Home() {
     setStatus('connecting');
     source.addEventListener('stream-open', () => setStatus('open'));
     source.addEventListener('message', (event) => {
-      setMessages((list) => [...list, JSON.parse(event.data)].slice(-50));
+      const key = received.current++;
+      setMessages((list) => [...list, { key, message: JSON.parse(event.data) }].slice(-50));
     });
     source.addEventListener('error', () => setStatus(source.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting'));
     return () => source.close();
@@ -51,8 +54,8 @@ export default function Home() {
         <button type="submit">Publish</button>
       </form>
       <ul id="messages">
-        {messages.map((message, index) => (
-          <li key={index}>{typeof message?.text === 'string' ? message.text : JSON.stringify(message)}</li>
+        {messages.map(({ key, message }) => (
+          <li key={key}>{typeof message?.text === 'string' ? message.text : JSON.stringify(message)}</li>
         ))}
       </ul>
     </main>

@@ -4,13 +4,24 @@ import { execFileSync, fork } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { connect } from './ipc.js';
-import { machineLoad, machineSnapshot } from '../machine-load.js';
+import { machineLoad, machineSnapshot } from './machine-load.js';
+import { firstLine } from './report.js';
 
-const SERVER = fileURLToPath(new URL('./server.js', import.meta.url));
-const CLIENT = fileURLToPath(new URL('./client.js', import.meta.url));
+const SERVER = fileURLToPath(new URL('../fanout/server.js', import.meta.url));
+const CLIENT = fileURLToPath(new URL('../fanout/client.js', import.meta.url));
 
+/**
+ * A server child and a client child, and the pids whose CPU counts as ours.
+ * @typedef {{ server: import('./ipc.js').Peer, client: import('./ipc.js').Peer, pids: number[] }} Pair
+ */
+
+/** @type {(ms: number) => Promise<void>} */
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * @param {string} what
+ * @param {() => boolean | Promise<boolean>} predicate
+ */
 export async function until(what, predicate, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -20,6 +31,7 @@ export async function until(what, predicate, timeoutMs = 30_000) {
   }
 }
 
+/** @type {(usage: { user: number, system: number }) => number} */
 export const cpuMicros = (usage) => usage.user + usage.system;
 
 export function openFileLimit() {
@@ -31,25 +43,52 @@ export function openFileLimit() {
   }
 }
 
-/** A server child running `impl` (mounted on `mount`) and a fresh client child; `pids` for machine load. */
+/**
+ * The report's note on open files, once the limit allows `needed` per child;
+ * throws otherwise, saying what each child would `hold` and what to do.
+ * @param {number} needed
+ * @param {string} hold
+ */
+export function requireOpenFiles(needed, hold, advice = '') {
+  const limit = openFileLimit();
+  if (Number.isFinite(limit) && limit < needed) {
+    throw new Error(
+      `ulimit -n is ${limit}, but the client and server processes each ${hold}; raise it (ulimit -n ${needed * 2})${advice}`,
+    );
+  }
+  return `Open-file limit (ulimit -n) ${Number.isFinite(limit) ? limit : 'unknown'}; each child needs about ${needed}.`;
+}
+
+/**
+ * A server child running `impl` (mounted on `mount`) and a fresh client child; `pids` for machine load.
+ * @param {string} impl
+ * @returns {Pair}
+ */
 export function startPair(impl, mount = 'http') {
   const prof = process.env.BENCH_SERVER_PROF;
   const server = connect(
     fork(SERVER, [impl, mount], {
-      execArgv: ['--expose-gc', ...(prof ? ['--cpu-prof', '--cpu-prof-dir=' + prof] : [])],
+      execArgv: ['--expose-gc', ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     }),
     `server[${impl}]`,
   );
   const client = connect(fork(CLIENT, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'client');
-  return { server, client, pids: [server.child.pid, client.child.pid, process.pid] };
+  // fork() gives a pid or emits 'error', which the first call reports.
+  return { server, client, pids: /** @type {number[]} */ ([server.child.pid, client.child.pid, process.pid]) };
 }
 
+/** @param {Pair} pair */
 export function stopPair({ server, client }) {
   return Promise.all([client.stop(), server.stop()]);
 }
 
-/** The client holds exactly `n` connections, and the server counts as many. */
+/**
+ * The client holds exactly `n` connections, and the server counts as many.
+ * @param {Pair} pair
+ * @param {number} port
+ * @param {number} n
+ */
 export async function holdConnections({ server, client }, port, n) {
   const { connections } = await client.call('close', { keep: n });
   if (connections < n) await client.call('connect', { port, n: n - connections }, 120_000);
@@ -59,6 +98,9 @@ export async function holdConnections({ server, client }, port, n) {
 /**
  * A few connections and events (published with the server command
  * `publish`), so lazily loaded code is not counted as per-connection memory.
+ * @param {Pair} pair
+ * @param {number} port
+ * @param {number} bytes
  */
 export async function warmUp(pair, port, bytes, publish = 'burst') {
   const { server, client } = pair;
@@ -70,7 +112,12 @@ export async function warmUp(pair, port, bytes, publish = 'burst') {
   await holdConnections(pair, port, 0);
 }
 
-/** Idle memory per connection: after `n` clients connected, gc'd, minus before, over n. Starts and ends with none. */
+/**
+ * Idle memory per connection: after `n` clients connected, gc'd, minus before, over n. Starts and ends with none.
+ * @param {Pair} pair
+ * @param {number} port
+ * @param {number} n
+ */
 export async function idleMemory(pair, port, n) {
   const before = await pair.server.call('mem');
   await holdConnections(pair, port, n);
@@ -89,10 +136,13 @@ export async function idleMemory(pair, port, n) {
  * `bursts` measured after `warmupBursts`, fewer (at least `minBursts`) when
  * `budgetMs` runs out. Server CPU is per delivered event; `replies` holds
  * what each measured publish() returned.
+ * @param {Pair} pair
+ * @param {{ events: number, bursts: number, warmupBursts: number, budgetMs: number, minBursts: number, publish: () => Promise<unknown> }} options
  */
 export async function measureBursts(pair, { events, bursts, warmupBursts, budgetMs, minBursts, publish }) {
   const { server, client, pids } = pair;
   const clients = await server.call('count');
+  /** @type {unknown[]} */
   const replies = [];
   const burst = async () => {
     await client.call('expect', { events });
@@ -138,7 +188,12 @@ export async function measureBursts(pair, { events, bursts, warmupBursts, budget
   };
 }
 
-/** Waits until the client recorded `expected` latency samples or `timeoutMs` passed; how long that took. */
+/**
+ * Waits until the client recorded `expected` latency samples or `timeoutMs` passed; how long that took.
+ * @param {import('./ipc.js').Peer} client
+ * @param {number} expected
+ * @param {number} timeoutMs
+ */
 export async function awaitSamples(client, expected, timeoutMs) {
   const start = performance.now();
   const deadline = start + timeoutMs;
@@ -151,19 +206,23 @@ export async function awaitSamples(client, expected, timeoutMs) {
  * returns; a failed measurement becomes `{ impl, error }`. When the
  * environment variable `jsonVar` names a file, every round's raw results and
  * the settings are written to it.
+ * @template {{ log: (line: string) => void, repeat: number }} C
+ * @param {{ cfg: C, label: string, orderOf: (round: number) => readonly string[], measure: (impl: string, cfg: C) => Promise<any>, jsonVar: string }} options
+ * @returns {Promise<Record<string, any>[]>}
  */
 export async function runRounds({ cfg, label, orderOf, measure, jsonVar }) {
   const { log } = cfg;
   const rounds = [];
   for (let round = 0; round < cfg.repeat; round++) {
+    /** @type {Record<string, any>} */
     const results = {};
     for (const impl of orderOf(round)) {
       log(`${label}: ${impl}${cfg.repeat > 1 ? ` (round ${round + 1}/${cfg.repeat})` : ''}`);
       try {
         results[impl] = await measure(impl, cfg);
       } catch (error) {
-        log(`  ${impl}: FAILED: ${error.message}`);
-        results[impl] = { impl, error: error.message.split('\n')[0] };
+        log(`  ${impl}: FAILED: ${error instanceof Error ? error.message : error}`);
+        results[impl] = { impl, error: firstLine(error) };
       }
     }
     rounds.push(results);

@@ -1,6 +1,10 @@
 // Benchmark settings from the environment, with defaults.
 
-/** An integer setting `name` (>= min), or `fallback` when unset. */
+/**
+ * An integer setting `name` (>= min), or `fallback` when unset.
+ * @param {string} name
+ * @param {number} fallback
+ */
 export function envInt(name, fallback, min = 1) {
   const text = process.env[name];
   if (text === undefined || text === '') return fallback;

@@ -7,14 +7,25 @@ import { readFileSync } from 'node:fs';
 /** USER_HZ: /proc counts CPU time in these ticks per second. */
 const TICKS_PER_SECOND = 100;
 
-/** CPU ticks of one process, all threads (utime + stime). */
+/**
+ * CPU ticks of one process, all threads (utime + stime).
+ * @param {number} pid
+ */
 function procTicks(pid) {
   const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return Number(fields[11]) + Number(fields[12]);
 }
 
-/** Busy and stolen CPU of the machine and CPU of `pids` now, or null where /proc is missing. */
+/**
+ * @typedef {{ at: number, busy: number, ours: number, steal: number }} MachineSnapshot
+ */
+
+/**
+ * Busy and stolen CPU of the machine and CPU of `pids` now, or null where /proc is missing.
+ * @param {Iterable<number>} pids
+ * @returns {MachineSnapshot | null}
+ */
 export function machineSnapshot(pids) {
   try {
     const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8')
@@ -31,7 +42,11 @@ export function machineSnapshot(pids) {
   }
 }
 
-/** CPU of other processes and stolen CPU, in % of one core, between two snapshots. */
+/**
+ * CPU of other processes and stolen CPU, in % of one core, between two snapshots.
+ * @param {MachineSnapshot | null} a
+ * @param {MachineSnapshot | null} b
+ */
 export function machineLoad(a, b) {
   if (a === null || b === null) return { otherPct: NaN, stealPct: NaN };
   const seconds = (b.at - a.at) / 1000;
