@@ -36,8 +36,10 @@ export class EventStreamError extends Error {
     this.code = code;
   }
 
+  // `this` is the class on the right of `instanceof`: the base or one of its subclasses.
   static override [Symbol.hasInstance](value: unknown): boolean {
     // Subclasses test their own prototype chain as usual; only the base also accepts the marked TypeErrors.
+    // biome-ignore lint/complexity/noThisInStatic: which class is asked is the point.
     if (this !== EventStreamError) return Function.prototype[Symbol.hasInstance].call(this, value);
     return typeof value === 'object' && value !== null && (value as { [EVENTSTREAM_ERROR]?: true })[EVENTSTREAM_ERROR] === true;
   }
@@ -87,7 +89,10 @@ export class InvalidArgumentError extends TypeError {
   }
 }
 
-export type HttpRequestErrorCode = 'ERR_EVENTSTREAM_BAD_REQUEST' | 'ERR_EVENTSTREAM_NOT_ACCEPTABLE' | 'ERR_EVENTSTREAM_REQUEST_REFUSED';
+export type HttpRequestErrorCode =
+  | 'ERR_EVENTSTREAM_BAD_REQUEST'
+  | 'ERR_EVENTSTREAM_NOT_ACCEPTABLE'
+  | 'ERR_EVENTSTREAM_REQUEST_REFUSED';
 
 /**
  * A request refused with a 4xx (or 503) status and a plain-text message. The
@@ -117,7 +122,11 @@ export class HttpRequestError extends EventStreamError {
 }
 
 function refusalCode(status: number): HttpRequestErrorCode {
-  return status === 400 ? 'ERR_EVENTSTREAM_BAD_REQUEST' : status === 406 ? 'ERR_EVENTSTREAM_NOT_ACCEPTABLE' : 'ERR_EVENTSTREAM_REQUEST_REFUSED';
+  return status === 400
+    ? 'ERR_EVENTSTREAM_BAD_REQUEST'
+    : status === 406
+      ? 'ERR_EVENTSTREAM_NOT_ACCEPTABLE'
+      : 'ERR_EVENTSTREAM_REQUEST_REFUSED';
 }
 
 /** The EventStream was closed; it accepts no new streams or publishes. */
@@ -187,4 +196,5 @@ export class EventStoreError extends EventStreamError {
   }
 }
 
-for (const errorClass of [EventStreamError, InvalidEventError, InvalidChannelError, InvalidOptionError, InvalidArgumentError]) mark(errorClass);
+for (const errorClass of [EventStreamError, InvalidEventError, InvalidChannelError, InvalidOptionError, InvalidArgumentError])
+  mark(errorClass);

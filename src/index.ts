@@ -1,10 +1,26 @@
 // The public API. Everything not exported here is internal and may change in any release.
+
+export { CHANNEL_NAME_CHARACTERS } from './admission/channel-names.js';
+export { createSubscriberToken, subscriberTokens } from './admission/subscriber-tokens.js';
+export { ChannelPublisher } from './api/channel-publisher.js';
 export { EventStream } from './api/event-stream.js';
 export { getEventStreamSingleton } from './api/singleton.js';
-export { ChannelPublisher } from './api/channel-publisher.js';
-export { CHANNEL_NAME_CHARACTERS } from './admission/channel-names.js';
+export {
+  EventStoreError,
+  EventStreamAbortedError,
+  EventStreamClosedError,
+  EventStreamError,
+  type EventStreamErrorCode,
+  GripConfigError,
+  GripPublishError,
+  HttpRequestError,
+  type HttpRequestErrorCode,
+  InvalidArgumentError,
+  InvalidChannelError,
+  InvalidEventError,
+  InvalidOptionError,
+} from './errors.js';
 export { MemoryEventStore } from './stores/memory-store.js';
-export { createSubscriberToken, subscriberTokens } from './admission/subscriber-tokens.js';
 export type {
   ChannelEventWritable,
   ChannelSpec,
@@ -37,18 +53,3 @@ export type {
   WebEventStreamHandler,
   WebRouteContext,
 } from './types.js';
-export {
-  EventStoreError,
-  EventStreamAbortedError,
-  EventStreamClosedError,
-  EventStreamError,
-  GripConfigError,
-  GripPublishError,
-  HttpRequestError,
-  InvalidArgumentError,
-  InvalidChannelError,
-  InvalidEventError,
-  InvalidOptionError,
-  type EventStreamErrorCode,
-  type HttpRequestErrorCode,
-} from './errors.js';

@@ -225,7 +225,6 @@ export interface MemoryEventStoreOptions {
   maxChannels?: number;
 }
 
-
 /** A GRIP proxy's control endpoint, as `@fanoutio/grip` takes it. */
 export interface GripProxyConfig {
   control_uri: string;

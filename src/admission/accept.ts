@@ -13,8 +13,7 @@ export function acceptsEventStream(accept: string | string[] | undefined): boole
   for (const range of header.split(',')) {
     const [mediaRange = '', ...params] = range.split(';');
     const media = mediaRange.trim().toLowerCase();
-    const specificity =
-      media === 'text/event-stream' ? 2 : media === 'text/*' ? 1 : media === '*/*' ? 0 : -1;
+    const specificity = media === 'text/event-stream' ? 2 : media === 'text/*' ? 1 : media === '*/*' ? 0 : -1;
     if (specificity < 0 || specificity < bestSpecificity) continue;
     let q = 1;
     for (const param of params) {

@@ -1,9 +1,8 @@
-import { CHANNEL_NAME_CHARACTERS, channelNameProblem, usesChannelNameCharacters } from './channel-names.js';
 import { HttpRequestError, InvalidChannelError } from '../errors.js';
+import { CHANNEL_NAME_CHARACTERS, channelNameProblem, usesChannelNameCharacters } from './channel-names.js';
 import type { RequestChannelLimits } from './request-channels.js';
 
 type Awaitable<T> = T | Promise<T>;
-
 
 /** Where `{param}` tokens are looked up: `params` first, then `query`. */
 export interface RouteValues {
@@ -119,6 +118,7 @@ function routeValue(values: RouteValues, name: string): string {
 
 function lookup(source: unknown, name: string): unknown {
   if (source === null || typeof source !== 'object') return undefined;
-  if (source instanceof URLSearchParams) return source.getAll(name).length > 1 ? source.getAll(name) : (source.get(name) ?? undefined);
-  return Object.prototype.hasOwnProperty.call(source, name) ? (source as Record<string, unknown>)[name] : undefined;
+  if (source instanceof URLSearchParams)
+    return source.getAll(name).length > 1 ? source.getAll(name) : (source.get(name) ?? undefined);
+  return Object.hasOwn(source, name) ? (source as Record<string, unknown>)[name] : undefined;
 }

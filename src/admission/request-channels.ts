@@ -1,5 +1,5 @@
-import { channelNameProblem, type ChannelNameLimits } from './channel-names.js';
 import { HttpRequestError } from '../errors.js';
+import { type ChannelNameLimits, channelNameProblem } from './channel-names.js';
 
 export interface RequestChannelLimits extends ChannelNameLimits {
   maxChannelsPerRequest: number;

@@ -34,7 +34,9 @@ export function credentialSources(request: NodeRequest | Request): RequestCreden
     // Node drops repeated Authorization headers; a list can only come from a hand-built request, so its first counts.
     authorization: firstString(nodeHeaders.authorization),
     // HTTP/2 may deliver each cookie crumb as its own header line.
-    cookie: Array.isArray(nodeHeaders.cookie) ? nodeHeaders.cookie.filter((v) => typeof v === 'string').join('; ') : firstString(nodeHeaders.cookie),
+    cookie: Array.isArray(nodeHeaders.cookie)
+      ? nodeHeaders.cookie.filter((v) => typeof v === 'string').join('; ')
+      : firstString(nodeHeaders.cookie),
     url: target,
   };
 }

@@ -1,6 +1,6 @@
-import { channelNameProblem, type ChannelNameLimits } from './channel-names.js';
 import { HttpRequestError } from '../errors.js';
 import { SEQUENCE, type StreamPosition } from '../sse/event-id.js';
+import { type ChannelNameLimits, channelNameProblem } from './channel-names.js';
 
 /** Reads a Last-Event-ID back. A value this library could not have sent is a 400 with the reason. */
 export function parseEventId(text: string, limits: ChannelNameLimits): StreamPosition {

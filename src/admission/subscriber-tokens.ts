@@ -1,7 +1,13 @@
-import { decodeJwt, errors as joseErrors, jwtVerify, SignJWT, type JWTVerifyOptions } from 'jose';
+import { decodeJwt, type JWTPayload, type JWTVerifyOptions, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { checkOptionKeys, type OptionKeys } from '../common/option-checks.js';
 import { HttpRequestError, InvalidArgumentError, InvalidOptionError } from '../errors.js';
-import type { AuthorizeFunction, CreateSubscriberTokenOptions, NodeRequest, SubscriberTokenSecret, SubscriberTokensOptions } from '../types.js';
+import type {
+  AuthorizeFunction,
+  CreateSubscriberTokenOptions,
+  NodeRequest,
+  SubscriberTokenSecret,
+  SubscriberTokensOptions,
+} from '../types.js';
 import { usesChannelNameCharacters } from './channel-names.js';
 import { bearerToken, cookieValue, credentialSources, queryValue } from './request-credentials.js';
 
@@ -20,7 +26,13 @@ const MAX_TOKEN_CHARS = 16 * 1024;
 /** The cookie names RFC 6265 allows (an HTTP token). */
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-const TOKENS_OPTION_KEYS = { secret: true, issuer: true, audience: true, cookie: true, query: true } as const satisfies OptionKeys<SubscriberTokensOptions>;
+const TOKENS_OPTION_KEYS = {
+  secret: true,
+  issuer: true,
+  audience: true,
+  cookie: true,
+  query: true,
+} as const satisfies OptionKeys<SubscriberTokensOptions>;
 const CREATE_OPTION_KEYS = {
   secret: true,
   channels: true,
@@ -43,7 +55,8 @@ export function subscriberTokens(options: SubscriberTokensOptions): AuthorizeFun
   const issuer = optionalString(options.issuer, `${owner}: issuer`);
   const audience = optionalAudience(options.audience, `${owner}: audience`);
   const cookie = sourceName(options.cookie, 'eventstream_token', `${owner}: cookie`);
-  if (cookie !== false && !COOKIE_NAME.test(cookie)) throw new InvalidOptionError(`${owner}: cookie must be a valid cookie name, got ${JSON.stringify(cookie)}`);
+  if (cookie !== false && !COOKIE_NAME.test(cookie))
+    throw new InvalidOptionError(`${owner}: cookie must be a valid cookie name, got ${JSON.stringify(cookie)}`);
   const query = sourceName(options.query, 'token', `${owner}: query`);
 
   const verifyOptions: JWTVerifyOptions = { algorithms: [ALGORITHM], requiredClaims: ['exp'] };
@@ -56,7 +69,7 @@ export function subscriberTokens(options: SubscriberTokensOptions): AuthorizeFun
     if (token === undefined) throw new HttpRequestError(401, `No subscriber token: send ${where}.`);
     if (token === null) throw new HttpRequestError(401, 'Malformed Authorization header: expected "Bearer <token>".');
     if (token.length > MAX_TOKEN_CHARS) throw new HttpRequestError(401, 'Subscriber token is too long.');
-    let payload;
+    let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, key, verifyOptions));
     } catch (error) {
@@ -90,7 +103,9 @@ export async function createSubscriberToken(options: CreateSubscriberTokenOption
   const { expiresIn } = options;
   if (typeof expiresIn === 'number') {
     if (!Number.isSafeInteger(expiresIn) || expiresIn <= 0) {
-      throw new InvalidOptionError(`${owner}: expiresIn must be a positive whole number of seconds or a time span, got ${String(expiresIn)}`);
+      throw new InvalidOptionError(
+        `${owner}: expiresIn must be a positive whole number of seconds or a time span, got ${String(expiresIn)}`,
+      );
     }
   } else if (typeof expiresIn !== 'string') {
     throw new InvalidOptionError(`${owner}: expiresIn must be a number of seconds or a time span, got ${describe(expiresIn)}`);
@@ -108,7 +123,9 @@ export async function createSubscriberToken(options: CreateSubscriberTokenOption
       try {
         jwt.setExpirationTime(expiresIn);
       } catch {
-        throw new InvalidOptionError(`${owner}: expiresIn ${JSON.stringify(expiresIn)} is not a time span such as '15m' or '2 hours'`);
+        throw new InvalidOptionError(
+          `${owner}: expiresIn ${JSON.stringify(expiresIn)} is not a time span such as '15m' or '2 hours'`,
+        );
       }
     }
     // jose counts a span from its own reading of the clock; should a second begin in between, exp - iat would be one off.
@@ -119,7 +136,8 @@ export async function createSubscriberToken(options: CreateSubscriberTokenOption
   const token = await jwt.sign(key);
   // jose accepts spans into the past ('1h ago'); a token born expired is a mistake worth failing loudly.
   const { exp } = decodeJwt(token);
-  if (exp === undefined || exp <= issuedAt) throw new InvalidOptionError(`${owner}: expiresIn must lie in the future, got ${JSON.stringify(expiresIn)}`);
+  if (exp === undefined || exp <= issuedAt)
+    throw new InvalidOptionError(`${owner}: expiresIn must lie in the future, got ${JSON.stringify(expiresIn)}`);
   return token;
 }
 
@@ -173,10 +191,13 @@ function assertOptionsObject(options: unknown, owner: string): asserts options i
 function secretKey(secret: SubscriberTokenSecret | undefined, owner: string): Uint8Array {
   let bytes: Uint8Array;
   if (typeof secret === 'string') bytes = new TextEncoder().encode(secret);
-  else if (secret instanceof Uint8Array) bytes = Uint8Array.from(secret); // a copy: the caller may reuse its buffer
+  else if (secret instanceof Uint8Array)
+    bytes = Uint8Array.from(secret); // a copy: the caller may reuse its buffer
   else throw new InvalidArgumentError(`${owner}: secret must be a string or a Uint8Array, got ${describe(secret)}`);
   if (bytes.length < MIN_SECRET_BYTES) {
-    throw new InvalidArgumentError(`${owner}: secret must be at least ${MIN_SECRET_BYTES} bytes (HS256 with a shorter key can be brute-forced), got ${bytes.length}`);
+    throw new InvalidArgumentError(
+      `${owner}: secret must be at least ${MIN_SECRET_BYTES} bytes (HS256 with a shorter key can be brute-forced), got ${bytes.length}`,
+    );
   }
   return bytes;
 }
@@ -190,7 +211,9 @@ function channelEntries(channels: unknown, owner: string): readonly string[] {
     // Only a trailing `*` means anything; one elsewhere could never match a valid name, so it is a typo.
     const literal = entry.endsWith('*') ? entry.slice(0, -1) : entry;
     if (entry === '' || (literal !== '' && !usesChannelNameCharacters(literal))) {
-      throw new InvalidArgumentError(`${owner}: channel entry ${JSON.stringify(entry)} is neither a channel name nor a prefix ending in "*"`);
+      throw new InvalidArgumentError(
+        `${owner}: channel entry ${JSON.stringify(entry)} is neither a channel name nor a prefix ending in "*"`,
+      );
     }
   }
   return channels as string[];
@@ -198,7 +221,8 @@ function channelEntries(channels: unknown, owner: string): readonly string[] {
 
 function optionalString(value: unknown, label: string): string | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'string' || value === '') throw new InvalidOptionError(`${label} must be a non-empty string, got ${describe(value)}`);
+  if (typeof value !== 'string' || value === '')
+    throw new InvalidOptionError(`${label} must be a non-empty string, got ${describe(value)}`);
   return value;
 }
 
@@ -214,7 +238,8 @@ function optionalAudience(value: unknown, label: string): readonly string[] | un
 function sourceName(value: unknown, fallback: string, label: string): string | false {
   if (value === undefined) return fallback;
   if (value === false) return false;
-  if (typeof value !== 'string' || value === '') throw new InvalidOptionError(`${label} must be a non-empty string or false, got ${describe(value)}`);
+  if (typeof value !== 'string' || value === '')
+    throw new InvalidOptionError(`${label} must be a non-empty string or false, got ${describe(value)}`);
   return value;
 }
 

@@ -4,9 +4,9 @@ import { respondPlainText } from '../adapters/node/plain-text.js';
 import { serveWebRequest } from '../adapters/web/web-handler.js';
 import { assertChannelName } from '../admission/channel-names.js';
 import { compileChannelSpec, type RouteValues } from '../admission/channel-spec.js';
-import { EventStreamCore, type ProxyGatewayFactory } from '../core/event-stream-core.js';
 import { checkOptionKeys, type OptionKeys } from '../common/option-checks.js';
-import { checkAuthorize, resolveOptions, type ResolvedOptions } from '../core/options.js';
+import { EventStreamCore, type ProxyGatewayFactory } from '../core/event-stream-core.js';
+import { checkAuthorize, type ResolvedOptions, resolveOptions } from '../core/options.js';
 import { HttpRequestError, InvalidArgumentError, InvalidOptionError } from '../errors.js';
 import type {
   AuthorizeFunction,
@@ -33,7 +33,9 @@ function coreOf(instance: object): EventStreamCore {
   const core = cores.get(instance);
   // A method taken off its instance (`const { publishEvent } = eventStream`) lands here with another `this`.
   if (core === undefined) {
-    throw new InvalidArgumentError('EventStream method called on something that is not an EventStream; call it as eventStream.method(...) or bind it');
+    throw new InvalidArgumentError(
+      'EventStream method called on something that is not an EventStream; call it as eventStream.method(...) or bind it',
+    );
   }
   return core;
 }
@@ -45,7 +47,11 @@ async function webRouteValues(request: Request, context: WebRouteContext | undef
 }
 
 /** A route's `authorize`, else the instance's. */
-function routeAuthorize(core: EventStreamCore, options: RouteOptions<never> | undefined, owner: string): AuthorizeFunction | null {
+function routeAuthorize(
+  core: EventStreamCore,
+  options: RouteOptions<never> | undefined,
+  owner: string,
+): AuthorizeFunction | null {
   if (options === undefined || options === null) return core.options.authorize;
   if (typeof options !== 'object') throw new InvalidOptionError(`${owner}: options must be an object`);
   checkOptionKeys(options, ROUTE_OPTION_KEYS, owner);
@@ -67,6 +73,8 @@ type ChannelNames = string | readonly string[];
 /** A channel spec that is a function of the request (see SseRequest for what an unannotated `req` is). */
 type ChannelFunction<TRequest> = Extract<ChannelSpec<TRequest>, (...args: never[]) => unknown>;
 
+// The instance is a function (see the constructor), so its call signatures are declared on the class's interface.
+// biome-ignore lint/correctness/noUnusedVariables: merged with the class, so it declares the class's type parameter.
 export interface EventStream<TEvents extends object = EventMap> {
   /** Builds middleware serving the channels `spec` names; same as `eventStream.route(spec)`. */
   (spec: ChannelNames, options?: RouteOptions<NodeRequest>): EventStreamHandler;
@@ -79,16 +87,21 @@ export interface EventStream<TEvents extends object = EventMap> {
  * `eventStream('chan')` returns connect/Express/Next.js middleware.
  * `TEvents` types the events it publishes (see EventMap); by default they are untyped.
  */
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface above only adds the call signatures the constructor makes true.
 export class EventStream<TEvents extends object = EventMap> {
   constructor(options?: EventStreamOptions | null) {
     const resolved = resolveOptions(options);
     const core = new EventStreamCore(resolved, gripGateway(resolved));
     // The instance is a function so `eventStream('chan')` works; its prototype makes it an EventStream too.
-    const instance = function eventStream(spec: ChannelSpec<NodeRequest>, options?: RouteOptions<NodeRequest>): EventStreamHandler<NodeRequest> {
+    const instance = function eventStream(
+      spec: ChannelSpec<NodeRequest>,
+      options?: RouteOptions<NodeRequest>,
+    ): EventStreamHandler<NodeRequest> {
       return instance.route(spec as ChannelFunction<NodeRequest>, options);
     } as unknown as EventStream<TEvents>;
     Object.setPrototypeOf(instance, new.target.prototype);
     cores.set(instance, core);
+    // biome-ignore lint/correctness/noConstructorReturn: the instance must be callable, which only a function is.
     return instance;
   }
 
@@ -104,8 +117,14 @@ export class EventStream<TEvents extends object = EventMap> {
    */
   route(spec: ChannelNames, options?: RouteOptions<NodeRequest>): EventStreamHandler;
   route(spec: ChannelFunction<SseRequest>, options?: RouteOptions<SseRequest>): EventStreamHandler;
-  route<TRequest extends NodeRequest>(spec: ChannelFunction<TRequest>, options?: RouteOptions<TRequest>): EventStreamHandler<TRequest>;
-  route<TRequest extends NodeRequest>(spec: ChannelSpec<TRequest>, options?: RouteOptions<TRequest>): EventStreamHandler<TRequest> {
+  route<TRequest extends NodeRequest>(
+    spec: ChannelFunction<TRequest>,
+    options?: RouteOptions<TRequest>,
+  ): EventStreamHandler<TRequest>;
+  route<TRequest extends NodeRequest>(
+    spec: ChannelSpec<TRequest>,
+    options?: RouteOptions<TRequest>,
+  ): EventStreamHandler<TRequest> {
     const core = coreOf(this);
     const resolve = compileChannelSpec<TRequest, never>(spec, nodeRouteValues, core.options);
     const authorize = routeAuthorize(core, options, 'eventStream(spec, options)');
@@ -124,7 +143,12 @@ export class EventStream<TEvents extends object = EventMap> {
    * was refused with a 4xx; the stream then lives until the client leaves or
    * `close()` is called. Rejects only on unexpected errors.
    */
-  run<TRequest extends NodeRequest>(req: TRequest, res: SseResponse, channels: ChannelNames, options?: RouteOptions<TRequest>): Promise<void> {
+  run<TRequest extends NodeRequest>(
+    req: TRequest,
+    res: SseResponse,
+    channels: ChannelNames,
+    options?: RouteOptions<TRequest>,
+  ): Promise<void> {
     const core = coreOf(this);
     return serveNodeRequest(core, req, res, () => channels, routeAuthorize(core, options, 'run(req, res, channels, options)'));
   }
@@ -182,7 +206,9 @@ export class EventStream<TEvents extends object = EventMap> {
     const highWaterMark = options?.highWaterMark;
     // Checked here so a bad value is our coded error, not the stream library's.
     if (highWaterMark !== undefined && !(Number.isSafeInteger(highWaterMark) && highWaterMark >= 0)) {
-      throw new InvalidArgumentError(`createChannelWritable: highWaterMark must be an integer >= 0, got ${String(highWaterMark)}`);
+      throw new InvalidArgumentError(
+        `createChannelWritable: highWaterMark must be an integer >= 0, got ${String(highWaterMark)}`,
+      );
     }
     // A readable-stream Writable, which Node's stream functions take as one of theirs.
     return core.openWritable(channel, highWaterMark) as unknown as ChannelEventWritable<EventOf<TEvents>>;

@@ -1,5 +1,5 @@
-import { EventStream } from './event-stream.js';
 import type { EventStreamOptions } from '../types.js';
+import { EventStream } from './event-stream.js';
 
 const REGISTRY = Symbol.for('@fanoutio/eventstream/singletons');
 
@@ -12,7 +12,8 @@ type GlobalWithRegistry = typeof globalThis & { [REGISTRY]?: Map<string, Singlet
 
 function registry(): Map<string, SingletonEntry> {
   const global = globalThis as GlobalWithRegistry;
-  return (global[REGISTRY] ??= new Map());
+  global[REGISTRY] ??= new Map();
+  return global[REGISTRY];
 }
 
 function sameOptions(a: EventStreamOptions | undefined, b: EventStreamOptions | undefined): boolean {
@@ -37,10 +38,9 @@ export function getEventStreamSingleton(options?: EventStreamOptions, name = 'ev
   const existing = instances.get(name);
   if (existing !== undefined) {
     if (options !== undefined && !sameOptions(existing.options, options)) {
-      process.emitWarning(
-        `getEventStreamSingleton(${JSON.stringify(name)}) already exists; the new options are ignored`,
-        { code: 'EVENTSTREAM_SINGLETON_OPTIONS' },
-      );
+      process.emitWarning(`getEventStreamSingleton(${JSON.stringify(name)}) already exists; the new options are ignored`, {
+        code: 'EVENTSTREAM_SINGLETON_OPTIONS',
+      });
     }
     return existing.instance;
   }

@@ -33,7 +33,7 @@ export function checkOptionKeys(given: object, known: Readonly<Record<string, tr
 /** What checkOptionKeys would throw, as a message, for callers that raise their own error class. */
 export function unknownOptionProblem(given: object, known: Readonly<Record<string, true>>, owner: string): string | null {
   for (const key of Object.keys(given)) {
-    if (Object.prototype.hasOwnProperty.call(known, key)) continue;
+    if (Object.hasOwn(known, key)) continue;
     const names = Object.keys(known);
     const closest = closestName(key, names);
     const hint = closest === null ? `known options: ${names.join(', ')}` : `did you mean "${closest}"?`;

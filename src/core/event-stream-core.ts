@@ -1,6 +1,5 @@
-import { assertChannelName } from '../admission/channel-names.js';
 import { type Access, closingTime } from '../admission/access.js';
-import type { StreamPosition } from '../sse/event-id.js';
+import { assertChannelName } from '../admission/channel-names.js';
 import { ChannelWritable } from '../delivery/channel-writable.js';
 import type { EventSink } from '../delivery/event-sink.js';
 import type { ChannelHub } from '../delivery/hub.js';
@@ -9,10 +8,10 @@ import { KeepAliveClock } from '../delivery/keep-alive.js';
 import { ResponseStream, type ResponseStreamHost } from '../delivery/response-stream.js';
 import { EventStreamClosedError } from '../errors.js';
 import { encodeEvent } from '../sse/encoder.js';
-import type { EventStore } from '../types.js';
+import type { StreamPosition } from '../sse/event-id.js';
 import { MemoryEventStore } from '../stores/memory-store.js';
 import { asStoreError } from '../stores/store-error.js';
-import type { EventStreamStats, ServerSentEvent } from '../types.js';
+import type { EventStore, EventStreamStats, ServerSentEvent } from '../types.js';
 import type { ResolvedOptions } from './options.js';
 import type { ProxyGateway } from './proxy-gateway.js';
 import { PublishWritables } from './publish-writables.js';
@@ -57,8 +56,7 @@ export class EventStreamCore implements ResponseStreamHost {
     this.store = options.store ?? new MemoryEventStore();
     this.hubs = new HubRegistry(this.store);
     this.proxy = createProxy === null ? null : createProxy(this.store);
-    this.keepAliveClock =
-      options.keepAliveInterval > 0 ? new KeepAliveClock(options.keepAliveInterval, this.streams) : null;
+    this.keepAliveClock = options.keepAliveInterval > 0 ? new KeepAliveClock(options.keepAliveInterval, this.streams) : null;
     this.unwatchDisconnects =
       this.store.shared && this.store.watchDisconnects !== undefined
         ? this.store.watchDisconnects((channel, reason) => this.disconnectHere(channel, reason))

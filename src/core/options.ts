@@ -1,12 +1,8 @@
-import { InvalidOptionError } from '../errors.js';
-import type { DataSerializer } from '../types.js';
-import { jsonSerializer } from '../sse/encoder.js';
-import type { GripOption } from '../types.js';
 import { channelNameProblem } from '../admission/channel-names.js';
-import type { EventStore } from '../types.js';
 import { checkOptionKeys, integerOption, type OptionKeys } from '../common/option-checks.js';
-import type { AuthorizeFunction, EventStreamOptions } from '../types.js';
-
+import { InvalidOptionError } from '../errors.js';
+import { jsonSerializer } from '../sse/encoder.js';
+import type { AuthorizeFunction, DataSerializer, EventStore, EventStreamOptions, GripOption } from '../types.js';
 
 export interface ResolvedOptions {
   authorize: AuthorizeFunction | null;
@@ -107,6 +103,7 @@ function checkStore(store: unknown): EventStore | null {
 /** An `authorize` option, instance-wide or per route: a function, or absent. */
 export function checkAuthorize(value: unknown, label: string): AuthorizeFunction | null {
   if (value === undefined || value === null) return null;
-  if (typeof value !== 'function') throw new InvalidOptionError(`${label} must be a function (request, channels) => boolean | { until }`);
+  if (typeof value !== 'function')
+    throw new InvalidOptionError(`${label} must be a function (request, channels) => boolean | { until }`);
   return value as AuthorizeFunction;
 }

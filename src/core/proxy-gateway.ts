@@ -1,6 +1,6 @@
 import type { Access } from '../admission/access.js';
-import type { StreamPosition } from '../sse/event-id.js';
 import type { RemotePublisher } from '../delivery/channel-writable.js';
+import type { StreamPosition } from '../sse/event-id.js';
 
 /** A proxied request's answer: the headers that tell the proxy to hold the stream, and what the client gets first. */
 export interface HoldInstructions {

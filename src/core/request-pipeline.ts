@@ -1,13 +1,14 @@
-import { type Access, authorizeRequest } from '../admission/access.js';
 import { acceptsEventStream } from '../admission/accept.js';
+import { type Access, authorizeRequest } from '../admission/access.js';
 import { checkRequestChannels } from '../admission/request-channels.js';
 import { parseEventId } from '../admission/resume-position.js';
-import type { StreamPosition } from '../sse/event-id.js';
 import type { EventSink } from '../delivery/event-sink.js';
+import type { ChannelHub } from '../delivery/hub.js';
 import { EventStoreError, EventStreamClosedError, HttpRequestError } from '../errors.js';
 import { retryLaterText } from '../sse/encoder.js';
-import type { EventStreamCore } from './event-stream-core.js';
+import type { StreamPosition } from '../sse/event-id.js';
 import type { AuthorizeFunction, NodeRequest } from '../types.js';
+import type { EventStreamCore } from './event-stream-core.js';
 import type { HoldInstructions } from './proxy-gateway.js';
 
 type HeaderValue = string | string[] | undefined | null;
@@ -108,7 +109,7 @@ export async function serveStreamRequest<Answer, Sink extends EventSink>(
       if (request.method === 'HEAD') return transport.headOnly();
       const turn = transport.waitForTurn();
       if (!(turn === true || (await turn)) || transport.clientGone()) return transport.abandoned();
-      let hubs;
+      let hubs: ChannelHub[];
       try {
         hubs = await core.prepareStream(admission.channels);
       } catch (error) {
@@ -145,7 +146,10 @@ export async function admit(core: EventStreamCore, request: StreamRequest): Prom
     const resume = lastEventId ? parseEventId(lastEventId, core.options) : null;
     const access = await authorizeRequest(request.authorize, request.source, channels, Date.now());
     if (proxied) {
-      return { kind: 'hold', instructions: await proxy!.hold(channels, resume, firstValue(request.gripLast), request.url, access) };
+      return {
+        kind: 'hold',
+        instructions: await proxy!.hold(channels, resume, firstValue(request.gripLast), request.url, access),
+      };
     }
     return { kind: 'stream', channels, resume, access };
   } catch (error) {
@@ -155,7 +159,11 @@ export async function admit(core: EventStreamCore, request: StreamRequest): Prom
   }
 }
 
-function retryLater<Answer>(core: EventStreamCore, transport: Pick<StreamTransport<Answer>, 'retryLater'>, reason: RetryReason): Answer {
+function retryLater<Answer>(
+  core: EventStreamCore,
+  transport: Pick<StreamTransport<Answer>, 'retryLater'>,
+  reason: RetryReason,
+): Answer {
   const body = retryLaterText(core.options.clientRetry ?? RETRY_LATER_MS, RETRY_REASON_TEXT[reason]);
   return transport.retryLater(body, reason === 'shutting-down');
 }

@@ -126,7 +126,9 @@ export class ChannelWritable extends Writable {
           requests[i] = chunk as PublishRequest;
           chunk = (chunk as PublishRequest).event;
         }
-        bodies[i] = (chunk instanceof EncodedEvent ? chunk : encodeEvent(chunk, this.options.serializeData, this.options.maxEventBytes)).body;
+        bodies[i] = (
+          chunk instanceof EncodedEvent ? chunk : encodeEvent(chunk, this.options.serializeData, this.options.maxEventBytes)
+        ).body;
       }
     } catch (error) {
       // Stream rules: one bad chunk errors the stream; none of this batch is sent.
@@ -178,7 +180,11 @@ export class ChannelWritable extends Writable {
     }
     // The memory store answers at once: its hub then gets events in the order they were numbered.
     if (typeof first === 'number') this.sequenced(first, bodies, requests, callback);
-    else first.then((seq) => this.sequenced(seq, bodies, requests, callback), (error: unknown) => fail(asStoreError(error, 'appending to the event store')));
+    else
+      first.then(
+        (seq) => this.sequenced(seq, bodies, requests, callback),
+        (error: unknown) => fail(asStoreError(error, 'appending to the event store')),
+      );
   }
 
   private sequenced(first: number, bodies: readonly string[], requests: PublishRequest[] | null, callback: Callback): void {
@@ -272,4 +278,3 @@ function handToHub(hub: ChannelHub, events: readonly StoredEvent[], callback: Ca
 function uncork(writable: Writable): void {
   writable.uncork();
 }
-

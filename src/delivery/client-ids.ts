@@ -1,6 +1,6 @@
+import { streamResetText } from '../sse/encoder.js';
 import { formatEventId } from '../sse/event-id.js';
 import { singleChannelText } from '../sse/event-text.js';
-import { streamResetText } from '../sse/encoder.js';
 import type { HubFrame } from './hub-frame.js';
 
 /**
@@ -15,7 +15,12 @@ import type { HubFrame } from './hub-frame.js';
  * with a stream-reset. Off while a replay is under way: the replay is what
  * fills that gap.
  */
-export function clientBytes(channels: readonly string[], positions: number[], frame: HubFrame, announceGaps: boolean): Buffer | null {
+export function clientBytes(
+  channels: readonly string[],
+  positions: number[],
+  frame: HubFrame,
+  announceGaps: boolean,
+): Buffer | null {
   const index = channels.length === 1 ? 0 : channels.indexOf(frame.channel);
   const position = positions[index]!;
   const { events } = frame;
@@ -23,7 +28,9 @@ export function clientBytes(channels: readonly string[], positions: number[], fr
   let skip = 0;
   while (events[skip]!.seq <= position) skip++;
   const reset =
-    announceGaps && events[skip]!.seq > position + 1 ? resetText(channels, positions, [frame.channel], index, events[skip]!.seq - 1) : '';
+    announceGaps && events[skip]!.seq > position + 1
+      ? resetText(channels, positions, [frame.channel], index, events[skip]!.seq - 1)
+      : '';
   if (channels.length === 1) {
     positions[0] = frame.lastSeq;
     if (skip === 0 && reset === '') return frame.wire;
@@ -39,7 +46,13 @@ export function clientBytes(channels: readonly string[], positions: number[], fr
 }
 
 /** A stream-reset for `reset` (some of the client's channels) once channel `index` has moved to `position`. */
-export function resetText(channels: readonly string[], positions: number[], reset: readonly string[], index: number, position: number): string {
+export function resetText(
+  channels: readonly string[],
+  positions: number[],
+  reset: readonly string[],
+  index: number,
+  position: number,
+): string {
   positions[index] = position;
   return streamResetText(reset, formatEventId(channels, positions));
 }

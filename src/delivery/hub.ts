@@ -1,7 +1,7 @@
 import { Duplex } from 'readable-stream';
+import { eventText } from '../sse/event-text.js';
 import type { StoredEvent } from '../types.js';
 import { flushAtEndOfTurn } from './flush-turn.js';
-import { eventText } from '../sse/event-text.js';
 import { HubFrame } from './hub-frame.js';
 
 /** Above this many pending bytes a batch is handed on at once instead of at the end of the turn. */

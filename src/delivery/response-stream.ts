@@ -8,7 +8,7 @@ import type { EventSink } from './event-sink.js';
 import type { ChannelHub } from './hub.js';
 import { HubFrame } from './hub-frame.js';
 import type { KeepAliveTarget } from './keep-alive.js';
-import { replayMissed, type ReplayTarget } from './stream-replay.js';
+import { type ReplayTarget, replayMissed } from './stream-replay.js';
 
 const KEEP_ALIVE = Buffer.from(KEEP_ALIVE_TEXT);
 
@@ -202,7 +202,8 @@ export class ResponseStream implements KeepAliveTarget, ReplayTarget {
       this.transform.push(frame);
       return;
     }
-    (this.pending ??= []).push(frame);
+    this.pending ??= [];
+    this.pending.push(frame);
     this.pendingBytes += frame.length;
     if (!this.flushScheduled) {
       this.flushScheduled = true;

@@ -29,7 +29,12 @@ export interface ReplayTarget {
  * first (see planReplay), so each id the client sees on the way names where
  * it really stands in all of its channels.
  */
-export async function replayMissed(target: ReplayTarget, store: EventStore, maxBufferBytes: number, resume: StreamPosition): Promise<void> {
+export async function replayMissed(
+  target: ReplayTarget,
+  store: EventStore,
+  maxBufferBytes: number,
+  resume: StreamPosition,
+): Promise<void> {
   const replays: Array<{ index: number; page: HistoryPage }> = [];
   try {
     const starts = await planReplay(store, target.channels, resume);
@@ -54,7 +59,13 @@ export async function replayMissed(target: ReplayTarget, store: EventStore, maxB
 }
 
 /** One channel's missed events, in slices the socket can take. */
-async function replayChannel(target: ReplayTarget, store: EventStore, maxBufferBytes: number, index: number, firstPage: HistoryPage): Promise<void> {
+async function replayChannel(
+  target: ReplayTarget,
+  store: EventStore,
+  maxBufferBytes: number,
+  index: number,
+  firstPage: HistoryPage,
+): Promise<void> {
   const channel = target.channels[index]!;
   const singleChannel = target.channels.length === 1;
   const sliceBytes = Math.max(4096, maxBufferBytes >> 2);

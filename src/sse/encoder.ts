@@ -48,7 +48,9 @@ function serialize(data: unknown, serializeData: DataSerializer): string {
     throw new InvalidEventError(`event.data cannot be serialized: ${reason}`, { cause });
   }
   if (typeof text !== 'string') {
-    throw new InvalidEventError(`event.data serialized to ${describe(text)}, not a string (functions and symbols have no JSON form)`);
+    throw new InvalidEventError(
+      `event.data serialized to ${describe(text)}, not a string (functions and symbols have no JSON form)`,
+    );
   }
   return text;
 }

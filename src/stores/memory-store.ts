@@ -1,7 +1,6 @@
 import { checkOptionKeys, integerOption, type OptionKeys } from '../common/option-checks.js';
 import type { EventStore, HistoryPage, MemoryEventStoreOptions } from '../types.js';
 
-
 const OPTION_KEYS = {
   maxEvents: true,
   maxAge: true,
@@ -38,7 +37,10 @@ class ChannelRecord {
   events: Entry[] = [];
   start = 0;
 
-  constructor(readonly channel: string, first: number) {
+  constructor(
+    readonly channel: string,
+    first: number,
+  ) {
     this.next = first;
   }
 
@@ -276,4 +278,3 @@ function slotOf(channel: string): number {
   }
   return (hash >>> 0) % FORGOTTEN_SLOTS;
 }
-

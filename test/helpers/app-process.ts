@@ -3,9 +3,9 @@
  * drives it over IPC (see that file for the protocol).
  */
 import { fileURLToPath } from 'node:url';
-import { forkIpcChild } from './ipc-child.js';
 import type { ServerSentEvent } from '../../src/index.js';
 import type { AppProcessOptions } from './grip-app-process.js';
+import { forkIpcChild } from './ipc-child.js';
 
 export interface AppCounts {
   /** Event-stream requests the process has answered. */
@@ -27,7 +27,11 @@ export interface AppProcess {
 const APP_PROCESS = fileURLToPath(new URL('./grip-app-process.ts', import.meta.url));
 
 export async function forkAppProcess(pathPrefix = '/'): Promise<AppProcess> {
-  const child = await forkIpcChild<AppCounts>(APP_PROCESS, { name: 'app process', args: [pathPrefix], goodbye: { type: 'close' } });
+  const child = await forkIpcChild<AppCounts>(APP_PROCESS, {
+    name: 'app process',
+    args: [pathPrefix],
+    goodbye: { type: 'close' },
+  });
   const counts = async (command: object): Promise<AppCounts> => {
     const { requests, streams } = await child.send(command);
     return { requests, streams };

@@ -1,7 +1,7 @@
 /** Headless Chromium (Debian's) driven by playwright-core, for the browser tests. */
 import { existsSync } from 'node:fs';
 import type { TestContext } from 'node:test';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser, chromium } from 'playwright-core';
 import { requireProgram } from './requirements.js';
 
 export const CHROMIUM = '/usr/bin/chromium';

@@ -5,7 +5,7 @@
  * exits or is interrupted before it could (a test that fails, a Ctrl-C).
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { until } from './sse-client.js';
 

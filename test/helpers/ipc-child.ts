@@ -4,7 +4,7 @@
  * command `{ ...command, id }` with `{ type: 'done', id, error? , ... }`.
  * Shared by the processes the tests start (app-process.ts, stream-server.ts).
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 
 export interface IpcChild<Reply> {
   port: number;
@@ -30,7 +30,10 @@ export interface IpcChildOptions {
   goodbye?: object;
 }
 
-export async function forkIpcChild<Reply extends object>(path: string, options: IpcChildOptions): Promise<IpcChild<Reply & Done>> {
+export async function forkIpcChild<Reply extends object>(
+  path: string,
+  options: IpcChildOptions,
+): Promise<IpcChild<Reply & Done>> {
   const { name } = options;
   const child: ChildProcess = fork(path, options.args ?? [], {
     execArgv: [...(options.nodeFlags ?? []), '--import', 'tsx'],

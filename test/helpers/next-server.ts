@@ -123,7 +123,12 @@ export async function runScenario(
   try {
     await scenario(clients);
     for (const client of clients) client.close();
-    await poll(server.stats.bind(server), (stats) => stats.streams === 0 && stats.channels[channel] === undefined, 10_000, 'every stream to be released');
+    await poll(
+      server.stats.bind(server),
+      (stats) => stats.streams === 0 && stats.channels[channel] === undefined,
+      10_000,
+      'every stream to be released',
+    );
     assertCleanLog(server.log());
   } catch (error) {
     throw withServerLog(error, server);

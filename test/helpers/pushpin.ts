@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -90,13 +90,13 @@ function routesFile(routes: PushpinOptions['routes'], probePort: number): string
   const list: readonly PushpinRoute[] = typeof routes === 'number' ? [{ targets: [routes] }] : routes;
   if (list.length === 0) throw new Error('startPushpin needs at least one route');
   // The readiness probe's route comes first so it wins over a catch-all.
-  return [{ targets: [probePort], pathPrefix: READY_PATH }, ...list]
+  return `${[{ targets: [probePort], pathPrefix: READY_PATH }, ...list]
     .map(({ targets, pathPrefix }) => {
       if (targets.length === 0) throw new Error('a Pushpin route needs at least one target');
       const condition = pathPrefix === undefined ? '*' : `*,path_beg=${pathPrefix}`;
       return `${condition} ${targets.map((port) => `127.0.0.1:${port}`).join(' ')}`;
     })
-    .join('\n') + '\n';
+    .join('\n')}\n`;
 }
 
 function configFile(dir: string, proxyPort: number, controlPort: number, sigKey: string, logLevel: number): string {
@@ -283,7 +283,9 @@ export async function startPushpin(options: PushpinOptions): Promise<RunningPush
     if (spawnError !== null || child.exitCode !== null || child.signalCode !== null) {
       const logs = await readLogs(dir, output);
       await stop();
-      throw new Error(`pushpin exited before it was ready (${String(spawnError ?? child.exitCode ?? child.signalCode)})\n${logs}`);
+      throw new Error(
+        `pushpin exited before it was ready (${String(spawnError ?? child.exitCode ?? child.signalCode)})\n${logs}`,
+      );
     }
     const droppedBefore = await droppedSends(dir);
     if ((await controlAnswers(controlUri)) && (await deliveryWorks(proxyUrl, controlUri))) {
@@ -294,7 +296,9 @@ export async function startPushpin(options: PushpinOptions): Promise<RunningPush
     if (Date.now() > deadline) {
       const logs = await readLogs(dir, output);
       await stop();
-      throw new Error(`pushpin not ready after ${READY_TIMEOUT_MS} ms (no held stream received two publishes without drops)\n${logs}`);
+      throw new Error(
+        `pushpin not ready after ${READY_TIMEOUT_MS} ms (no held stream received two publishes without drops)\n${logs}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

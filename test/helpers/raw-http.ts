@@ -98,7 +98,10 @@ export interface ParseOptions {
 export function parseResponse(text: string, options: ParseOptions = {}): ParsedResponse {
   const headEnd = text.indexOf('\r\n\r\n');
   if (headEnd === -1) {
-    assert.ok('HTTP/1.1 '.startsWith(text.slice(0, 9)), `a response starts with its status line: ${JSON.stringify(text.slice(0, 40))}`);
+    assert.ok(
+      'HTTP/1.1 '.startsWith(text.slice(0, 9)),
+      `a response starts with its status line: ${JSON.stringify(text.slice(0, 40))}`,
+    );
     throw new IncompleteResponse('incomplete head');
   }
   const head = text.slice(0, headEnd);
@@ -119,7 +122,8 @@ export function parseResponse(text: string, options: ParseOptions = {}): ParsedR
     const length = /\r\ncontent-length: *(\d+)/i.exec(head);
     if (length === null) {
       // Without a length the body runs to the end of the connection.
-      if (options.connectionClosed !== true) throw new IncompleteResponse('body runs to the end of the connection', head, text.slice(pos));
+      if (options.connectionClosed !== true)
+        throw new IncompleteResponse('body runs to the end of the connection', head, text.slice(pos));
       return parsed(text.slice(pos), null, text.length);
     }
     const end = pos + Number(length[1]);

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
@@ -91,7 +91,6 @@ export function requireRedis(t: TestContext): boolean {
   );
 }
 
-
 /** Whether the server answers PING with PONG (not -LOADING while it replays its AOF). */
 function pingAnswers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -138,7 +137,9 @@ export async function startRedis(options: RedisOptions = {}): Promise<RunningRed
     const deadline = Date.now() + READY_TIMEOUT_MS;
     for (;;) {
       if (spawnError !== null || server.exitCode !== null || server.signalCode !== null) {
-        throw new Error(`redis-server exited before it was ready (${String(spawnError ?? server.exitCode ?? server.signalCode)})\n${output}`);
+        throw new Error(
+          `redis-server exited before it was ready (${String(spawnError ?? server.exitCode ?? server.signalCode)})\n${output}`,
+        );
       }
       if (await pingAnswers(port)) return;
       if (Date.now() > deadline) throw new Error(`redis-server not answering PING after ${READY_TIMEOUT_MS} ms\n${output}`);

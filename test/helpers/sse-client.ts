@@ -23,7 +23,8 @@ export class RecordingEventSource {
     this.opened = new Promise((resolve, reject) => {
       this.source.addEventListener('stream-open', () => resolve(), { once: true });
       this.source.addEventListener('error', (error) => {
-        if (this.source.readyState === EventSource.CLOSED) reject(new Error(`EventSource failed: ${String((error as { message?: string }).message)}`));
+        if (this.source.readyState === EventSource.CLOSED)
+          reject(new Error(`EventSource failed: ${String((error as { message?: string }).message)}`));
       });
     });
     for (const type of types) {
@@ -45,7 +46,14 @@ export class RecordingEventSource {
         () => reject(new Error(`timed out waiting for ${count} '${type}' events; got ${this.of(type).length}`)),
         timeoutMs,
       );
-      this.waiters.push({ count, type, resolve: () => { clearTimeout(timer); resolve(); } });
+      this.waiters.push({
+        count,
+        type,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
       this.check();
     });
   }

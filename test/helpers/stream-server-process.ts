@@ -17,10 +17,11 @@
  * 'drop' closes the EventStream and forgets it and its server, so nothing
  * the test did is reachable any more. The process exits when the parent disconnects.
  */
-import { liveTimersOf, trackTimers } from './timers.js';
+
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { EventStream, MemoryEventStore, type EventStreamOptions, type EventStreamStats } from '../../src/index.js';
+import { EventStream, type EventStreamOptions, type EventStreamStats, MemoryEventStore } from '../../src/index.js';
+import { liveTimersOf, trackTimers } from './timers.js';
 
 export type StreamServerOptions = Omit<EventStreamOptions, 'store'> & { historyEvents?: number };
 

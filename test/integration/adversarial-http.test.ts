@@ -3,9 +3,9 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { KEEP_ALIVE_TEXT } from '../../src/sse/encoder.js';
-import { IncompleteResponse, parseResponse, RawConnection, type ParsedResponse } from '../helpers/raw-http.js';
+import { IncompleteResponse, type ParsedResponse, parseResponse, RawConnection } from '../helpers/raw-http.js';
 import { cleanups } from '../helpers/requirements.js';
-import { forkStreamServer, untilAsync, type StreamServer, type StreamServerSnapshot } from '../helpers/stream-server.js';
+import { forkStreamServer, type StreamServer, type StreamServerSnapshot, untilAsync } from '../helpers/stream-server.js';
 
 /**
  * Keeps hunting: random sequences of raw HTTP/1.1 traffic on a few
@@ -47,7 +47,10 @@ const CONNECTIONS = 4;
 const requestArb: fc.Arbitrary<PlannedRequest> = fc.record({
   kind: fc.oneof(
     { arbitrary: fc.constant<RequestKind>('stream'), weight: 4 },
-    { arbitrary: fc.constantFrom<RequestKind>('stream-1.0', 'head', 'plain', 'plain-1.0', 'plain-close', 'slow', 'ended'), weight: 7 },
+    {
+      arbitrary: fc.constantFrom<RequestKind>('stream-1.0', 'head', 'plain', 'plain-1.0', 'plain-close', 'slow', 'ended'),
+      weight: 7,
+    },
   ),
   channel: fc.constantFrom(...CHANNELS),
 });
@@ -55,7 +58,14 @@ const requestArb: fc.Arbitrary<PlannedRequest> = fc.record({
 const connArb = fc.nat({ max: CONNECTIONS - 1 });
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
-  { arbitrary: fc.record({ do: fc.constant('send' as const), conn: connArb, requests: fc.array(requestArb, { minLength: 1, maxLength: 4 }) }), weight: 5 },
+  {
+    arbitrary: fc.record({
+      do: fc.constant('send' as const),
+      conn: connArb,
+      requests: fc.array(requestArb, { minLength: 1, maxLength: 4 }),
+    }),
+    weight: 5,
+  },
   {
     arbitrary: fc.record({
       do: fc.constant('publish' as const),
@@ -66,7 +76,10 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
     weight: 4,
   },
   { arbitrary: fc.record({ do: fc.constantFrom('pause' as const, 'resume' as const), conn: connArb }), weight: 2 },
-  { arbitrary: fc.record({ do: fc.constantFrom('half-close' as const, 'reset' as const, 'destroy' as const), conn: connArb }), weight: 2 },
+  {
+    arbitrary: fc.record({ do: fc.constantFrom('half-close' as const, 'reset' as const, 'destroy' as const), conn: connArb }),
+    weight: 2,
+  },
   { arbitrary: fc.record({ do: fc.constant('wait' as const), ms: fc.constantFrom(0, 5, 30) }), weight: 2 },
 );
 
@@ -157,7 +170,10 @@ function checkStreamBody(body: string, channel: Channel): void {
   let seq: number | null = null;
   for (const block of blocks) {
     if (seq === null) {
-      assert.ok(block.startsWith(opening) && /^\d+$/.test(block.slice(opening.length)), `the stream opens: ${JSON.stringify(block)}`);
+      assert.ok(
+        block.startsWith(opening) && /^\d+$/.test(block.slice(opening.length)),
+        `the stream opens: ${JSON.stringify(block)}`,
+      );
       seq = Number(block.slice(opening.length));
       continue;
     }
@@ -170,7 +186,8 @@ function checkStreamBody(body: string, channel: Channel): void {
   const candidates = seq === null ? [opening] : [KEEP_ALIVE_TEXT, `data: "${channel}:`];
   const fits = candidates.some((start) => start.startsWith(tail) || tail.startsWith(start));
   assert.ok(fits, `the stream's last bytes belong to it: ${JSON.stringify(tail.slice(0, 80))}`);
-  if (tail.startsWith(`data: "${channel}:`)) assert.match(tail, new RegExp(`^data: "${channel}:\\d*:?z*"?(\\nid: ${channel}:\\d*\\n?)?$`));
+  if (tail.startsWith(`data: "${channel}:`))
+    assert.match(tail, new RegExp(`^data: "${channel}:\\d*:?z*"?(\\nid: ${channel}:\\d*\\n?)?$`));
 }
 
 function expectedPlain(request: SentRequest): string {
@@ -239,7 +256,11 @@ function checkConnection(client: Client): void {
     if (rest === '') return;
     if (client.sentAfterClose && rest.startsWith('HTTP/1.1 400 ')) {
       // A message of our own: Node's diff of two long strings can take minutes.
-      assert.equal(rest, BAD_REQUEST, `a 400 and nothing else after the client closed its side, got ${JSON.stringify(rest.slice(0, 200))}`);
+      assert.equal(
+        rest,
+        BAD_REQUEST,
+        `a 400 and nothing else after the client closed its side, got ${JSON.stringify(rest.slice(0, 200))}`,
+      );
       return;
     }
     let response: ParsedResponse;
@@ -300,7 +321,8 @@ async function runSequence(server: StreamServer, steps: readonly Step[]): Promis
     for (const step of steps) {
       switch (step.do) {
         case 'send': {
-          const client = (clients[step.conn] ??= await Client.open(server.port));
+          const client = clients[step.conn] ?? (await Client.open(server.port));
+          clients[step.conn] = client;
           client.send(step.requests.map((request) => ({ ...request, tag: `t${tags++}` })));
           break;
         }
@@ -332,7 +354,10 @@ test('random raw HTTP/1.1 traffic: every byte belongs to its response, and every
   defer(() => server.close());
 
   // Warm up with every kind of request and a full history, so the baseline is the steady state.
-  const everyKind: PlannedRequest[] = (['plain', 'slow', 'head', 'ended', 'stream'] as const).map((kind) => ({ kind, channel: 'a' }));
+  const everyKind: PlannedRequest[] = (['plain', 'slow', 'head', 'ended', 'stream'] as const).map((kind) => ({
+    kind,
+    channel: 'a',
+  }));
   await runSequence(server, [
     { do: 'send', conn: 0, requests: everyKind },
     { do: 'send', conn: 1, requests: [{ kind: 'stream-1.0', channel: 'b' }] },

@@ -1,22 +1,25 @@
 // The demo page in a real headless Chromium: the browser's own EventSource
 // receives live `tick` events, and a message sent through the page's form
 // comes back as a `chat` event. Needs dist/ built (npm test builds first).
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
-import { launchChromium, requireChromium } from '../helpers/browser.js';
 import { createDemo } from '../../demo/app.js';
+import { launchChromium, requireChromium } from '../helpers/browser.js';
 import { until } from '../helpers/sse-client.js';
 
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const SCREENSHOT = `${ARTIFACTS}demo.png`;
 
-test('demo page: live ticks and a posted chat message arrive through the browser EventSource', { timeout: 120_000 }, async (t) => {
+test('demo page: live ticks and a posted chat message arrive through the browser EventSource', {
+  timeout: 120_000,
+}, async (t) => {
   if (!requireChromium(t)) return;
 
   const demo = createDemo({ tickMs: 200 });

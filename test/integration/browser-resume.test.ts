@@ -3,13 +3,14 @@
 // middle of its replay, inside an event) while events keep being published,
 // reconnects with Last-Event-ID, and ends up with every event exactly once,
 // in order, each with the id of its place in the channel. Runs on src/ through tsx, like the other tests.
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
+import { test } from 'node:test';
 import express from 'express';
 import type { Browser } from 'playwright-core';
-import { launchChromium, requireChromium } from '../helpers/browser.js';
 import { EventStream } from '../../src/index.js';
+import { launchChromium, requireChromium } from '../helpers/browser.js';
 import { listen, type RunningServer } from '../helpers/server.js';
 import { until } from '../helpers/sse-client.js';
 

@@ -22,7 +22,9 @@ function escapeHeavyData(bytes: number): string {
   return '"'.repeat(Math.floor(room / 2)) + 'x'.repeat(room % 2);
 }
 
-test('with GRIP the event limit defaults to what the proxy takes; the worst-case event at it arrives through Pushpin, one byte more is refused', { timeout: 60_000 }, async (t) => {
+test('with GRIP the event limit defaults to what the proxy takes; the worst-case event at it arrives through Pushpin, one byte more is refused', {
+  timeout: 60_000,
+}, async (t) => {
   if (!requirePushpin(t)) return;
   const defer = cleanups(t);
   let app: express.Express = express();

@@ -14,25 +14,18 @@ import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { test, type TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Publisher } from '@fanoutio/grip';
 import {
   EventStream,
   EventStreamClosedError,
+  type EventStreamOptions,
   GripPublishError,
   MemoryEventStore,
-  type EventStreamOptions,
   type ServerSentEvent,
 } from '../../src/index.js';
-import {
-  accept,
-  cutMidAnswer,
-  failWith,
-  hold,
-  startControlApi,
-  type FakeControlApi,
-} from '../helpers/fake-control-api.js';
+import { accept, cutMidAnswer, type FakeControlApi, failWith, hold, startControlApi } from '../helpers/fake-control-api.js';
 import { cleanups } from '../helpers/requirements.js';
 import { freePort, listen } from '../helpers/server.js';
 import { openRaw, RecordingEventSource, until } from '../helpers/sse-client.js';
@@ -117,7 +110,12 @@ async function publishSeries(
     via === 'publishEvent' ? eventStream : { publishEvent: (_channel, event) => publisher.publishEvent(event) };
   const outcomes: Array<Promise<unknown>> = [];
   for (let i = 0; i < count; i++) {
-    outcomes.push(target.publishEvent(channel, { data: i }).then(() => null, (error: unknown) => error));
+    outcomes.push(
+      target.publishEvent(channel, { data: i }).then(
+        () => null,
+        (error: unknown) => error,
+      ),
+    );
     await sleep(GAP_MS);
   }
   return outcomes;
@@ -132,13 +130,26 @@ async function settledCount(outcomes: ReadonlyArray<Promise<unknown>>): Promise<
 }
 
 /** The local client got every event, in order, and the store has them: a client resuming from before the first replays them all. */
-async function assertDeliveredLocally(s: Setup, client: RecordingEventSource, channel: string, expected: string[]): Promise<void> {
+async function assertDeliveredLocally(
+  s: Setup,
+  client: RecordingEventSource,
+  channel: string,
+  expected: string[],
+): Promise<void> {
   await client.waitFor(expected.length);
-  assert.deepEqual(client.of().map((event) => event.data), expected, 'the direct client got every event, in order');
+  assert.deepEqual(
+    client.of().map((event) => event.data),
+    expected,
+    'the direct client got every event, in order',
+  );
   const opening = client.of('stream-open')[0]!.lastEventId;
   const resumed = await s.direct(channel, opening);
   await resumed.waitFor(expected.length);
-  assert.deepEqual(resumed.of().map((event) => event.data), expected, 'the store kept every event');
+  assert.deepEqual(
+    resumed.of().map((event) => event.data),
+    expected,
+    'the store kept every event',
+  );
 }
 
 function assertGripError(error: unknown, proxy: FakeControlApi | string, status: number): asserts error is GripPublishError {
@@ -169,7 +180,7 @@ test('a slow proxy: every publishEvent reaches the direct client and the store b
   assert.equal(api.requests.length, 2);
 });
 
-test('a proxy that never answers: the direct client gets all 20 events; each publish (a ChannelPublisher\'s here) rejects with its own timeout', async (t) => {
+test("a proxy that never answers: the direct client gets all 20 events; each publish (a ChannelPublisher's here) rejects with its own timeout", async (t) => {
   const defer = cleanups(t);
   const api = await control(defer, hold);
   const s = await setup(t, api.url, { gripPublishTimeout: 300 });
@@ -227,7 +238,10 @@ test('a proxy resetting the connection, before or in the middle of its answer: e
   const client = await s.direct('cut');
   const outcomes = await publishSeries(s.eventStream, 'cut', 5);
   await client.waitFor(5);
-  assert.deepEqual(client.of().map((event) => event.data), indices(5));
+  assert.deepEqual(
+    client.of().map((event) => event.data),
+    indices(5),
+  );
   for (const error of await Promise.all(outcomes)) {
     assertGripError(error, cut, 200);
     assert.match(error.message, /connection closed while reading the answer/);
@@ -245,7 +259,10 @@ test('a proxy resetting the connection, before or in the middle of its answer: e
   const resetClient = await r.direct('reset');
   const resets = await publishSeries(r.eventStream, 'reset', 5);
   await resetClient.waitFor(5);
-  assert.deepEqual(resetClient.of().map((event) => event.data), indices(5));
+  assert.deepEqual(
+    resetClient.of().map((event) => event.data),
+    indices(5),
+  );
   for (const error of await Promise.all(resets)) {
     assertGripError(error, resetUrl, -1);
     assert.match(error.message, /ECONNRESET/);
@@ -256,12 +273,18 @@ test('a proxy resetting the connection, before or in the middle of its answer: e
 // ---------------------------------------------------------------------------
 // Several proxies
 
-test('two proxies, one failing: the healthy one and the direct client get every event in order; each publish rejects with the failing proxy\'s error', async (t) => {
+test("two proxies, one failing: the healthy one and the direct client get every event in order; each publish rejects with the failing proxy's error", async (t) => {
   const defer = cleanups(t);
   const healthy = await control(defer);
   const failing = await control(defer, failWith(503, 'overloaded\n'));
-  for (const order of [[healthy, failing], [failing, healthy]]) {
-    const s = await setup(t, order.map((api) => api.url));
+  for (const order of [
+    [healthy, failing],
+    [failing, healthy],
+  ]) {
+    const s = await setup(
+      t,
+      order.map((api) => api.url),
+    );
     const channel = order[0] === healthy ? 'healthy-first' : 'failing-first';
     const client = await s.direct(channel);
     const before = healthy.published().length;
@@ -312,7 +335,10 @@ test('a slow proxy and many channels at once: one call in flight per channel, al
   api.release();
   await Promise.all(outcomes);
   await new Promise((resolve) => setImmediate(resolve));
-  assert.deepEqual(warnings.map((warning) => warning.name), []);
+  assert.deepEqual(
+    warnings.map((warning) => warning.name),
+    [],
+  );
 });
 
 test('reliable mode behind a slow proxy: publishes that waited travel together, but an item never spans events another publisher numbered in between', async (t) => {
@@ -337,7 +363,10 @@ test('reliable mode behind a slow proxy: publishes that waited travel together, 
   assert.equal(api.requests.length, 2, 'the two publishes that waited went out in one request');
   const [first, later] = api.requests.map((request) => request.items);
   const ids = [...first!, ...later!].map((item) => ({ id: Number(item.id), prevId: Number(item.prevId), data: item.data }));
-  assert.deepEqual(ids.map((item) => item.data), [['"first"'], ['"second"'], ['"third"']]);
+  assert.deepEqual(
+    ids.map((item) => item.data),
+    [['"first"'], ['"second"'], ['"third"']],
+  );
   assert.equal(ids[1]!.prevId, ids[0]!.id, 'second follows first');
   assert.equal(ids[2]!.prevId, ids[1]!.id + 1, 'third says the event between was not in this item');
 });
@@ -359,9 +388,15 @@ test('a writable behind a slow proxy: events are delivered at once, write() retu
   await client.waitFor(8);
   // A writer may write on regardless: those events are delivered at once too, and write() keeps saying false.
   await new Promise((resolve) => setImmediate(resolve));
-  assert.deepEqual(numbered(4, 8).map((event) => writable.write(event)), [false, false, false, false]);
+  assert.deepEqual(
+    numbered(4, 8).map((event) => writable.write(event)),
+    [false, false, false, false],
+  );
   await client.waitFor(12);
-  assert.deepEqual(client.of().map((event) => event.data), indices(12));
+  assert.deepEqual(
+    client.of().map((event) => event.data),
+    indices(12),
+  );
   await until(() => api.requests.length === 1, 5000, 'the first batch to reach the proxy');
   assert.equal(api.held().length, 1);
   assert.equal(drains, 0, 'no drain while the proxy holds the events');
@@ -376,7 +411,9 @@ test('a writable behind a slow proxy: events are delivered at once, write() retu
   await client.waitFor(13);
 });
 
-test('a writable whose proxy answers while a backed-up subscriber still holds the hub: drain comes once both caught up', { timeout: 30_000 }, async (t) => {
+test('a writable whose proxy answers while a backed-up subscriber still holds the hub: drain comes once both caught up', {
+  timeout: 30_000,
+}, async (t) => {
   const defer = cleanups(t);
   const api = await control(defer, hold);
   const s = await setup(t, api.url, { maxBufferBytes: 256 * 1024 * 1024 });
@@ -417,13 +454,19 @@ test('Readable.pipe(writable) behind a slow proxy: every event the source wrote 
       yield { data: i };
     }
   }
-  const piped = pipeline(Readable.from(source()), writable).then(() => void (finished = true));
+  const piped = pipeline(Readable.from(source()), writable).then(() => {
+    finished = true;
+  });
 
   await until(() => returned.includes(false), 5000, 'write() to return false');
   const written = returned.length;
   assert.equal(written, 1024, 'write() returns false once highWaterMark events await the proxy');
   await client.waitFor(written);
-  assert.deepEqual(client.of().map((event) => event.data), indices(written), 'all it wrote was delivered at once');
+  assert.deepEqual(
+    client.of().map((event) => event.data),
+    indices(written),
+    'all it wrote was delivered at once',
+  );
   await sleep(100);
   assert.equal(returned.length, written, 'the source stays paused while the proxy holds its events');
   assert.equal(finished, false);
@@ -431,7 +474,10 @@ test('Readable.pipe(writable) behind a slow proxy: every event the source wrote 
   api.release();
   await piped;
   await client.waitFor(total);
-  assert.deepEqual(client.of().map((event) => event.data), indices(total));
+  assert.deepEqual(
+    client.of().map((event) => event.data),
+    indices(total),
+  );
   assert.deepEqual(api.published(), indices(total));
 });
 
@@ -459,7 +505,10 @@ test('a writable whose proxy fails: it emits the GripPublishError; what it had t
   const [error] = (await errored) as [unknown];
   assertGripError(error, api, 500);
   assert.equal(callbacks.length, 5);
-  assert.ok(callbacks.every((outcome) => outcome === null || outcome === undefined), 'each write was handled locally');
+  assert.ok(
+    callbacks.every((outcome) => outcome === null || outcome === undefined),
+    'each write was handled locally',
+  );
   await assertDeliveredLocally(s, client, 'werr', indices(5));
 
   // Piped: pipeline rejects with the proxy's error, and everything the source wrote before it was delivered.
@@ -474,7 +523,9 @@ test('a writable whose proxy fails: it emits the GripPublishError; what it had t
 // ---------------------------------------------------------------------------
 // close()
 
-test('close() aborts proxy calls in flight: every pending publish and writable fails at once with EventStreamClosedError', { timeout: 20_000 }, async (t) => {
+test('close() aborts proxy calls in flight: every pending publish and writable fails at once with EventStreamClosedError', {
+  timeout: 20_000,
+}, async (t) => {
   const defer = cleanups(t);
   const api = await control(defer, hold);
   const s = await setup(t, api.url, { gripPublishTimeout: 60_000 });
@@ -505,7 +556,9 @@ test('close() aborts proxy calls in flight: every pending publish and writable f
   assert.ok(lateError instanceof EventStreamClosedError);
 });
 
-test('close() with a @fanoutio/grip Publisher whose call hangs: pending publishes settle at once with EventStreamClosedError', { timeout: 20_000 }, async (t) => {
+test('close() with a @fanoutio/grip Publisher whose call hangs: pending publishes settle at once with EventStreamClosedError', {
+  timeout: 20_000,
+}, async (t) => {
   const defer = cleanups(t);
   const api = await control(defer, hold);
   const s = await setup(t, new Publisher({ control_uri: api.url }));
@@ -517,7 +570,9 @@ test('close() with a @fanoutio/grip Publisher whose call hangs: pending publishe
   assert.ok((await pending) instanceof EventStreamClosedError);
 });
 
-test('a process that closes its EventStream while a proxy call hangs exits on its own, its publishes rejected with EventStreamClosedError', { timeout: 60_000 }, async (t) => {
+test('a process that closes its EventStream while a proxy call hangs exits on its own, its publishes rejected with EventStreamClosedError', {
+  timeout: 60_000,
+}, async (t) => {
   const defer = cleanups(t);
   const api = await control(defer, hold);
   const child = fork(fileURLToPath(new URL('../helpers/grip-close-process.ts', import.meta.url)), [api.url], {
@@ -532,7 +587,11 @@ test('a process that closes its EventStream while a proxy call hangs exits on it
   const messages: unknown[] = [];
   child.on('message', (message) => messages.push(message));
 
-  await until(() => messages.includes('ready') && api.requests.length === 1, 30_000, 'the child\'s first publish to reach the proxy');
+  await until(
+    () => messages.includes('ready') && api.requests.length === 1,
+    30_000,
+    "the child's first publish to reach the proxy",
+  );
   child.send('queue');
   await until(() => messages.includes('queued'), 5000, 'the second publish');
   child.send('close');

@@ -5,12 +5,11 @@ import express from 'express';
 import { EventStream, type EventStreamOptions } from '../../src/index.js';
 import { RedisEventStore } from '../../src/redis.js';
 import { forkAppProcess } from '../helpers/app-process.js';
-import { requirePushpin, startPushpin, type RunningPushpin } from '../helpers/pushpin.js';
+import { type RunningPushpin, requirePushpin, startPushpin } from '../helpers/pushpin.js';
 import { requireRedis, startRedis } from '../helpers/redis.js';
+import { cleanups } from '../helpers/requirements.js';
 import { controlForwarder, listen, type RunningServer } from '../helpers/server.js';
 import { openRaw, RecordingEventSource, until } from '../helpers/sse-client.js';
-import { cleanups } from '../helpers/requirements.js';
-
 
 interface Origin {
   server: RunningServer;
@@ -54,7 +53,10 @@ async function originBehindPushpin(defer: (fn: () => unknown) => void) {
  * publish requests `lose` picks: it answers them 200 as Pushpin would, and
  * never forwards them.
  */
-async function lossyControl(pushpin: RunningPushpin, lose: (index: number) => boolean): Promise<{ server: RunningServer; state: { lost: number } }> {
+async function lossyControl(
+  pushpin: RunningPushpin,
+  lose: (index: number) => boolean,
+): Promise<{ server: RunningServer; state: { lost: number } }> {
   let index = 0;
   const state = { lost: 0 };
   const server = await controlForwarder(pushpin.controlUri, (req) => {
@@ -69,48 +71,58 @@ const indexOf = (data: string): number => (JSON.parse(data) as { i: number }).i;
 const range = (count: number) => Array.from({ length: count }, (_, i) => i);
 
 for (const storeKind of ['memory', 'redis'] as const) {
-test(`reliable mode (${storeKind} store): a publish lost on the way to Pushpin is recovered through Grip-Link; the client gets every event once, in order`, { timeout: 60_000 }, async (t) => {
-  if (!requirePushpin(t)) return;
-  if (storeKind === 'redis' && !requireRedis(t)) return;
-  const defer = cleanups(t);
-  const { app, pushpin, serve } = await originBehindPushpin(defer);
-  // The 4th and the 9th publish requests never reach Pushpin.
-  const control = await lossyControl(pushpin, (index) => index === 3 || index === 8);
-  defer(() => control.server.close());
-  const grip = { control_uri: control.server.url, verify_key: pushpin.sigKey };
-  let options: EventStreamOptions = { grip, gripReliable: true };
-  if (storeKind === 'redis') {
-    const redis = await startRedis();
-    defer(() => redis.stop());
-    const store = new RedisEventStore({ url: redis.url });
-    defer(() => store.close());
-    // A shared store turns reliable mode on by itself.
-    options = { grip, store };
-  }
-  const eventStream = serve(new EventStream(options));
+  test(`reliable mode (${storeKind} store): a publish lost on the way to Pushpin is recovered through Grip-Link; the client gets every event once, in order`, {
+    timeout: 60_000,
+  }, async (t) => {
+    if (!requirePushpin(t)) return;
+    if (storeKind === 'redis' && !requireRedis(t)) return;
+    const defer = cleanups(t);
+    const { app, pushpin, serve } = await originBehindPushpin(defer);
+    // The 4th and the 9th publish requests never reach Pushpin.
+    const control = await lossyControl(pushpin, (index) => index === 3 || index === 8);
+    defer(() => control.server.close());
+    const grip = { control_uri: control.server.url, verify_key: pushpin.sigKey };
+    let options: EventStreamOptions = { grip, gripReliable: true };
+    if (storeKind === 'redis') {
+      const redis = await startRedis();
+      defer(() => redis.stop());
+      const store = new RedisEventStore({ url: redis.url });
+      defer(() => store.close());
+      // A shared store turns reliable mode on by itself.
+      options = { grip, store };
+    }
+    const eventStream = serve(new EventStream(options));
 
-  const client = new RecordingEventSource(`${pushpin.proxyUrl}/events/sure`);
-  defer(() => client.close());
-  await client.opened;
-  const total = 12;
-  // One request per event, so a lost request is a lost event.
-  for (let i = 0; i < total; i++) {
-    await eventStream.publishEvent('sure', { data: { i } });
-    await new Promise((resolve) => setTimeout(resolve, 30));
-  }
-  await client.waitFor(total, 'message', 20_000);
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  assert.equal(control.state.lost, 2);
-  assert.deepEqual(client.events.map((event) => indexOf(event.data)), range(total));
-  const first = Number(client.events[0]!.lastEventId.split(':')[1]);
-  assert.deepEqual(client.events.map((event) => event.lastEventId), range(total).map((i) => `sure:${first + i}`));
-  // Pushpin noticed the gaps and asked the origin for what it missed (one recovery may cover both).
-  assert.ok(app.recoveries.length >= 1, `${app.recoveries.length} recoveries`);
-  for (const gripLast of app.recoveries) assert.match(gripLast, /^events-sure; last-id=\d+$/);
-});
+    const client = new RecordingEventSource(`${pushpin.proxyUrl}/events/sure`);
+    defer(() => client.close());
+    await client.opened;
+    const total = 12;
+    // One request per event, so a lost request is a lost event.
+    for (let i = 0; i < total; i++) {
+      await eventStream.publishEvent('sure', { data: { i } });
+      await new Promise((resolve) => setTimeout(resolve, 30));
+    }
+    await client.waitFor(total, 'message', 20_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(control.state.lost, 2);
+    assert.deepEqual(
+      client.events.map((event) => indexOf(event.data)),
+      range(total),
+    );
+    const first = Number(client.events[0]!.lastEventId.split(':')[1]);
+    assert.deepEqual(
+      client.events.map((event) => event.lastEventId),
+      range(total).map((i) => `sure:${first + i}`),
+    );
+    // Pushpin noticed the gaps and asked the origin for what it missed (one recovery may cover both).
+    assert.ok(app.recoveries.length >= 1, `${app.recoveries.length} recoveries`);
+    for (const gripLast of app.recoveries) assert.match(gripLast, /^events-sure; last-id=\d+$/);
+  });
 }
 
-test('behind Pushpin a client that reconnects with Last-Event-ID first gets what it missed from the history', { timeout: 60_000 }, async (t) => {
+test('behind Pushpin a client that reconnects with Last-Event-ID first gets what it missed from the history', {
+  timeout: 60_000,
+}, async (t) => {
   if (!requirePushpin(t)) return;
   const defer = cleanups(t);
   const { pushpin, serve } = await originBehindPushpin(defer);
@@ -135,7 +147,9 @@ test('behind Pushpin a client that reconnects with Last-Event-ID first gets what
   assert.ok(!resumed.text().includes('"i":0}'));
 });
 
-test('two app processes sharing a Redis store behind one Pushpin: a client back with its last id gets exactly the 100 events published from both meanwhile', { timeout: 90_000 }, async (t) => {
+test('two app processes sharing a Redis store behind one Pushpin: a client back with its last id gets exactly the 100 events published from both meanwhile', {
+  timeout: 90_000,
+}, async (t) => {
   if (!requirePushpin(t) || !requireRedis(t)) return;
   const defer = cleanups(t);
   const redis = await startRedis();
@@ -184,10 +198,15 @@ test('two app processes sharing a Redis store behind one Pushpin: a client back 
   assert.deepEqual(received(), range(102));
   const ids = [...resumed.text().matchAll(/^id: (both:\d+)$/gm)].map((match) => match[1]!);
   const seq0 = Number(lastId.split(':')[1]);
-  assert.deepEqual(ids, range(102).map((i) => `both:${seq0 + 1 + i}`));
+  assert.deepEqual(
+    ids,
+    range(102).map((i) => `both:${seq0 + 1 + i}`),
+  );
 });
 
-test('Redis killed without persistence behind Pushpin: the held client is told of the loss by a stream-reset, then gets new events; no id names two events', { timeout: 90_000 }, async (t) => {
+test('Redis killed without persistence behind Pushpin: the held client is told of the loss by a stream-reset, then gets new events; no id names two events', {
+  timeout: 90_000,
+}, async (t) => {
   if (!requirePushpin(t) || !requireRedis(t)) return;
   const defer = cleanups(t);
   const { app, pushpin, serve } = await originBehindPushpin(defer);
@@ -213,10 +232,17 @@ test('Redis killed without persistence behind Pushpin: the held client is told o
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   const resetAt = client.events.findIndex((event) => event.type === 'stream-reset');
-  assert.ok(resetAt === 5, `the stream-reset comes right after the events of the lost generation: ${JSON.stringify(client.events)}`);
+  assert.ok(
+    resetAt === 5,
+    `the stream-reset comes right after the events of the lost generation: ${JSON.stringify(client.events)}`,
+  );
   assert.ok(app.recoveries.length >= 1, 'Pushpin followed the Grip-Link');
   const seqs = client.events.filter((event) => event.type === 'message').map((event) => Number(event.lastEventId.split(':')[1]));
-  assert.deepEqual([...seqs].sort((x, y) => x - y), seqs, 'ids only grow');
+  assert.deepEqual(
+    [...seqs].sort((x, y) => x - y),
+    seqs,
+    'ids only grow',
+  );
   assert.equal(new Set(seqs).size, seqs.length, 'no id twice');
   const resetSeq = Number(client.events[resetAt]!.lastEventId.split(':')[1]);
   assert.ok(resetSeq > seqs[4]!, 'the new generation numbers above the lost one');

@@ -12,16 +12,12 @@ import { Readable, type Writable } from 'node:stream';
 import { after, test } from 'node:test';
 import { Publisher } from '@fanoutio/grip';
 import express from 'express';
-import {
-  EventStream,
-  GripPublishError,
-  type ServerSentEvent,
-} from '../../src/index.js';
+import { EventStream, GripPublishError, type ServerSentEvent } from '../../src/index.js';
 import { forkAppProcess } from '../helpers/app-process.js';
-import { requirePushpin, startPushpin, type RunningPushpin } from '../helpers/pushpin.js';
+import { type RunningPushpin, requirePushpin, startPushpin } from '../helpers/pushpin.js';
+import { cleanups } from '../helpers/requirements.js';
 import { controlForwarder, listen, type RunningServer } from '../helpers/server.js';
 import { get, openRaw, RecordingEventSource, until } from '../helpers/sse-client.js';
-import { cleanups } from '../helpers/requirements.js';
 
 /** The opening event: its id gives the client its position in each channel. */
 const OPENING = /^event: stream-open\ndata: \nid: ([^\n]+)\n\n/;
@@ -51,7 +47,13 @@ function sharedPushpin(): Promise<SharedPushpin> {
     const origin = await listen((req, res) => handler(req, res));
     try {
       const pushpin = await startPushpin({ routes: origin.port });
-      return { pushpin, origin, serve: (next) => void (handler = next) };
+      return {
+        pushpin,
+        origin,
+        serve: (next) => {
+          handler = next;
+        },
+      };
     } catch (error) {
       await origin.close();
       throw error;
@@ -135,7 +137,9 @@ async function settle(): Promise<void> {
 // ---------------------------------------------------------------------------
 // Delivery through Pushpin
 
-test('through Pushpin: publishEvent, a ChannelPublisher and a piped Readable of 10,000 events arrive complete and in order', { timeout: 90_000 }, async (t) => {
+test('through Pushpin: publishEvent, a ChannelPublisher and a piped Readable of 10,000 events arrive complete and in order', {
+  timeout: 90_000,
+}, async (t) => {
   if (!requirePushpin(t)) return;
   const defer = cleanups(t);
   const { pushpin, serve } = await sharedPushpin();
@@ -153,15 +157,24 @@ test('through Pushpin: publishEvent, a ChannelPublisher and a piped Readable of 
   await pipeAll(numbered(BIG), eventStream.createChannelWritable('flow'));
   await client.waitFor(BIG, 'message', 60_000);
 
-  assert.deepEqual(client.events.slice(0, 2).map(({ type, data }) => ({ type, data })), [
-    { type: 'single', data: '{"via":"publishEvent"}' },
-    { type: 'bound', data: '{"via":"ChannelPublisher"}' },
-  ]);
+  assert.deepEqual(
+    client.events.slice(0, 2).map(({ type, data }) => ({ type, data })),
+    [
+      { type: 'single', data: '{"via":"publishEvent"}' },
+      { type: 'bound', data: '{"via":"ChannelPublisher"}' },
+    ],
+  );
   assert.equal(client.events.length, BIG + 2);
   // Every event carries its channel's next sequence number.
   const first = Number(/^flow:(\d+)$/.exec(client.events[0]!.lastEventId)![1]);
-  assert.deepEqual(client.events.map((event) => event.lastEventId), client.events.map((_, i) => `flow:${first + i}`));
-  assert.deepEqual(client.of('message').map((event) => event.data), indices(BIG));
+  assert.deepEqual(
+    client.events.map((event) => event.lastEventId),
+    client.events.map((_, i) => `flow:${first + i}`),
+  );
+  assert.deepEqual(
+    client.of('message').map((event) => event.data),
+    indices(BIG),
+  );
 });
 
 test('a request carrying a valid Grip-Sig gets hold instructions and the opening bytes, and the response ends', async (t) => {
@@ -253,7 +266,10 @@ test('two app processes behind one Pushpin: a publish from either reaches every 
   await processB.publish('shared', { data: 'from B, 2' });
   await Promise.all(clients.map((client) => client.waitFor(4)));
   for (const client of clients) {
-    assert.deepEqual(client.events.map((event) => event.data), ['"from A, 1"', '"from B, 1"', '"from A, 2"', '"from B, 2"']);
+    assert.deepEqual(
+      client.events.map((event) => event.data),
+      ['"from A, 1"', '"from B, 1"', '"from A, 2"', '"from B, 2"'],
+    );
   }
   assert.equal(eventStreamA.stats().streams, 0);
 });
@@ -282,8 +298,14 @@ test('grip as an array publishes to two Pushpins, and streams held by either are
 
   for (let i = 0; i < 3; i++) await eventStream.publishEvent('fan', { data: i });
   await Promise.all([viaFirst.waitFor(3), viaSecond.waitFor(3)]);
-  assert.deepEqual(viaFirst.events.map((event) => event.data), ['0', '1', '2']);
-  assert.deepEqual(viaSecond.events.map((event) => event.data), ['0', '1', '2']);
+  assert.deepEqual(
+    viaFirst.events.map((event) => event.data),
+    ['0', '1', '2'],
+  );
+  assert.deepEqual(
+    viaSecond.events.map((event) => event.data),
+    ['0', '1', '2'],
+  );
 });
 
 test('grip as a @fanoutio/grip Publisher: publishes reach Pushpin clients and its verify key is enforced', async (t) => {
@@ -299,7 +321,10 @@ test('grip as a @fanoutio/grip Publisher: publishes reach Pushpin clients and it
   assert.equal(eventStream.stats().streams, 0, "Pushpin's signature was verified with the Publisher's key");
   await eventStream.publishEvent('pub', { event: 'message', data: 'via Publisher' });
   await client.waitFor(1);
-  assert.deepEqual(client.events.map((event) => event.data), ['"via Publisher"']);
+  assert.deepEqual(
+    client.events.map((event) => event.data),
+    ['"via Publisher"'],
+  );
 
   const forged = await openRaw(`${origin.url}/events/pub`, { ...SSE, 'grip-sig': gripSig('not-the-key') });
   defer(() => forged.close());
@@ -324,12 +349,17 @@ test('a custom gripPrefix names the held channels and the published ones', async
   const raw = await fetch(`${pushpin.controlUri}/publish/`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ items: [{ channel: 'events-news', formats: { 'http-stream': { content: 'event: wrong\ndata: x\n\n' } } }] }),
+    body: JSON.stringify({
+      items: [{ channel: 'events-news', formats: { 'http-stream': { content: 'event: wrong\ndata: x\n\n' } } }],
+    }),
   });
   assert.equal(raw.status, 200);
   await eventStream.publishEvent('news', { data: 'prefixed' });
   await client.waitFor(1);
-  assert.deepEqual(client.events.map(({ type, data }) => ({ type, data })), [{ type: 'message', data: '"prefixed"' }]);
+  assert.deepEqual(
+    client.events.map(({ type, data }) => ({ type, data })),
+    [{ type: 'message', data: '"prefixed"' }],
+  );
   assert.match(client.events[0]!.lastEventId, /^news:\d+$/);
 });
 
@@ -348,12 +378,18 @@ test('grip as a GRIP_URL string: verify-key and verify-iss are read from the URL
   assert.equal(eventStream.stats().streams, 0, 'the request Pushpin signed was recognized');
   await eventStream.publishEvent('url', { data: 'via GRIP_URL' });
   await client.waitFor(1);
-  assert.deepEqual(client.events.map((event) => event.data), ['"via GRIP_URL"']);
+  assert.deepEqual(
+    client.events.map((event) => event.data),
+    ['"via GRIP_URL"'],
+  );
 
   const forged = await openRaw(`${origin.url}/events/url`, { ...SSE, 'grip-sig': gripSig('guessed') });
   defer(() => forged.close());
   assert.equal(forged.headers['grip-hold'], undefined, 'a signature with another key is not trusted');
-  const otherIssuer = await openRaw(`${origin.url}/events/url`, { ...SSE, 'grip-sig': gripSig(pushpin.sigKey, { iss: 'someone-else' }) });
+  const otherIssuer = await openRaw(`${origin.url}/events/url`, {
+    ...SSE,
+    'grip-sig': gripSig(pushpin.sigKey, { iss: 'someone-else' }),
+  });
   defer(() => otherIssuer.close());
   assert.equal(otherIssuer.headers['grip-hold'], undefined, 'a signature from another issuer is not trusted (verify-iss)');
   assert.equal(eventStream.stats().streams, 2);
@@ -437,7 +473,10 @@ test('a proxy that is down: publishEvent rejects with GripPublishError (status -
   const defer = cleanups(t);
   const unhandled = watchUnhandledRejections(defer);
   const port = await closedPort();
-  const eventStream = new EventStream({ grip: { control_uri: `http://127.0.0.1:${port}`, verify_key: 'k' }, gripPublishTimeout: 5000 });
+  const eventStream = new EventStream({
+    grip: { control_uri: `http://127.0.0.1:${port}`, verify_key: 'k' },
+    gripPublishTimeout: 5000,
+  });
   defer(() => eventStream.close());
   const app = await listen(eventsApp(eventStream));
   defer(() => app.close());
@@ -455,7 +494,10 @@ test('a proxy that is down: publishEvent rejects with GripPublishError (status -
   assert.equal(error.proxy, `http://127.0.0.1:${port}/publish/`);
   assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
   await direct.waitFor(1);
-  assert.deepEqual(direct.events.map((event) => event.data), ['"still local"']);
+  assert.deepEqual(
+    direct.events.map((event) => event.data),
+    ['"still local"'],
+  );
 
   // A writable reports the same failure as an 'error' event.
   const writable = eventStream.createChannelWritable('down');
@@ -520,7 +562,10 @@ test('a proxy answering 500 or 404: the error carries its status and body; other
   assert.ok(mixedError instanceof GripPublishError);
   assert.equal(mixedError.status, 500);
   await client.waitFor(1);
-  assert.deepEqual(client.events.map((event) => event.data), ['"half delivered"']);
+  assert.deepEqual(
+    client.events.map((event) => event.data),
+    ['"half delivered"'],
+  );
 
   await settle();
   assert.deepEqual(unhandled, []);
@@ -529,7 +574,9 @@ test('a proxy answering 500 or 404: the error carries its status and body; other
 // ---------------------------------------------------------------------------
 // Batching
 
-test('batching: piping 10,000 events makes far fewer control-API requests, and the client gets all of them in order', { timeout: 90_000 }, async (t) => {
+test('batching: piping 10,000 events makes far fewer control-API requests, and the client gets all of them in order', {
+  timeout: 90_000,
+}, async (t) => {
   if (!requirePushpin(t)) return;
   const defer = cleanups(t);
   const { pushpin, serve } = await sharedPushpin();
@@ -554,7 +601,10 @@ test('batching: piping 10,000 events makes far fewer control-API requests, and t
 
   await pipeAll(numbered(BIG), eventStream.createChannelWritable('batch'));
   await client.waitFor(BIG, 'message', 60_000);
-  assert.deepEqual(client.events.map((event) => event.data), indices(BIG));
+  assert.deepEqual(
+    client.events.map((event) => event.data),
+    indices(BIG),
+  );
   assert.deepEqual([...seen.paths], ['POST /publish/']);
   assert.equal(seen.events, BIG);
   assert.ok(seen.requests < 1000, `${seen.requests} control-API requests for ${BIG} piped events`);
@@ -566,8 +616,14 @@ test('batching: piping 10,000 events makes far fewer control-API requests, and t
   const before = seen.requests;
   await Promise.all(numbered(2000).map((event) => eventStream.publishEvent('batch', event)));
   await client.waitFor(BIG + 2000, 'message', 30_000);
-  assert.deepEqual(client.events.slice(BIG).map((event) => event.data), indices(2000));
-  assert.ok(seen.requests - before <= 40, `${seen.requests - before} control-API requests for 2000 concurrent publishEvent calls`);
+  assert.deepEqual(
+    client.events.slice(BIG).map((event) => event.data),
+    indices(2000),
+  );
+  assert.ok(
+    seen.requests - before <= 40,
+    `${seen.requests - before} control-API requests for 2000 concurrent publishEvent calls`,
+  );
 
   // A burst written in one tick goes out in requests Pushpin does not overflow (it drops items past 100 queued).
   // 100-byte events, so a 1 MB body would carry thousands of them.
@@ -576,7 +632,10 @@ test('batching: piping 10,000 events makes far fewer control-API requests, and t
   for (let i = 0; i < BIG; i++) writable.write({ data: { i, pad } });
   await new Promise<void>((resolve, reject) => writable.end((error?: Error | null) => (error ? reject(error) : resolve())));
   await client.waitFor(2 * BIG + 2000, 'message', 60_000);
-  assert.deepEqual(client.events.slice(BIG + 2000).map((event) => JSON.parse(event.data).i), Array.from({ length: BIG }, (_, i) => i));
+  assert.deepEqual(
+    client.events.slice(BIG + 2000).map((event) => JSON.parse(event.data).i),
+    Array.from({ length: BIG }, (_, i) => i),
+  );
 });
 
 // ---------------------------------------------------------------------------

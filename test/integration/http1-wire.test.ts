@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { test, type TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { EventStream, type EventStreamOptions } from '../../src/index.js';
-import { complete, parseResponse, RawConnection, type ParsedResponse } from '../helpers/raw-http.js';
+import { complete, type ParsedResponse, parseResponse, RawConnection } from '../helpers/raw-http.js';
 import { cleanups } from '../helpers/requirements.js';
-import { forkStreamServer, untilAsync } from '../helpers/stream-server.js';
 import { listen } from '../helpers/server.js';
 import { RecordingEventSource, until } from '../helpers/sse-client.js';
+import { forkStreamServer, untilAsync } from '../helpers/stream-server.js';
 
 /**
  * HTTP/1 on the wire, read byte by byte from a plain socket: a stream's body
@@ -68,7 +68,8 @@ function masked(response: string): string {
   return response.replace(/\r\nDate: [^\r]*\r\n/g, '\r\nDate: *\r\n');
 }
 
-const PLAIN_RESPONSE = 'HTTP/1.1 200 OK\r\nDate: *\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 12\r\n\r\nplain answer';
+const PLAIN_RESPONSE =
+  'HTTP/1.1 200 OK\r\nDate: *\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 12\r\n\r\nplain answer';
 
 /** The stream the application ended at once: its opening event, the last chunk, and not one byte more. */
 function assertEndedStream(text: string): ParsedResponse {
@@ -92,7 +93,10 @@ test('HTTP/1.1: every chunk is framed exactly, the stream ends with the last chu
   const response = parseResponse(client.text());
   assert.match(response.head, /^HTTP\/1\.1 200 OK\r\n/);
   const start = openSeq(response.body, 'wire');
-  assert.equal(response.body, `event: stream-open\ndata: \nid: wire:${start}\n\n${expectedEvents('wire', start + 1, [1, 22, 333])}`);
+  assert.equal(
+    response.body,
+    `event: stream-open\ndata: \nid: wire:${start}\n\n${expectedEvents('wire', start + 1, [1, 22, 333])}`,
+  );
   // One chunk for the opening event, one for the three awaited events (published in one turn), then the last chunk.
   assert.equal(response.chunks!.length, 3);
   assert.equal(response.rest, '');
@@ -114,7 +118,7 @@ test('events published in one turn leave as one chunk: one socket write per clie
   const writable = eventStream.createChannelWritable('turn');
   for (const value of [1, 2, 3, 4, 5]) writable.write({ event: 'n', data: value });
   await new Promise<void>((resolve) => writable.end(resolve));
-  await client.waitFor('the writable\'s events', (text) => text.includes('data: 5'));
+  await client.waitFor("the writable's events", (text) => text.includes('data: 5'));
   await Promise.all([6, 7, 8].map((value) => eventStream.publishEvent('turn', { event: 'n', data: value })));
   await client.waitFor('the published events', (text) => text.includes('data: 8'));
   await eventStream.close();
@@ -122,7 +126,10 @@ test('events published in one turn leave as one chunk: one socket write per clie
 
   const response = parseResponse(client.text());
   const start = openSeq(response.body, 'turn');
-  assert.equal(response.body, `event: stream-open\ndata: \nid: turn:${start}\n\n${expectedEvents('turn', start + 1, [1, 2, 3, 4, 5, 6, 7, 8])}`);
+  assert.equal(
+    response.body,
+    `event: stream-open\ndata: \nid: turn:${start}\n\n${expectedEvents('turn', start + 1, [1, 2, 3, 4, 5, 6, 7, 8])}`,
+  );
   const opening = `event: stream-open\ndata: \nid: turn:${start}\n\n`.length;
   assert.deepEqual(response.chunks, [
     opening,
@@ -239,7 +246,7 @@ test('HTTP/1.1: a burst and 1 MiB events arrive as exact chunks, through the soc
 
   const response = parseResponse(client.text());
   const start = openSeq(response.body, 'big');
-  let expected = `event: stream-open\ndata: \nid: big:${start}\n\n` + expectedEvents('big', start + 1, values);
+  let expected = `event: stream-open\ndata: \nid: big:${start}\n\n${expectedEvents('big', start + 1, values)}`;
   for (let i = 0; i < larges; i++) expected += `event: n\ndata: "${large}"\nid: big:${start + 301 + i}\n\n`;
   assert.equal(response.body.length, expected.length);
   assert.ok(response.body === expected, 'the body is exactly the events, in order');
@@ -268,8 +275,7 @@ test('pipelined behind a stream the application ended, the next responses are ex
   const { eventStream, client, streamsAfterEnd } = await streamOnRawConnection(t, 'ended');
 
   client.send(
-    'GET /ended HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n' +
-      'GET /plain HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(2),
+    `GET /ended HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n${'GET /plain HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(2)}`,
   );
   await client.waitFor('both answers', (text) => text.split('plain answer').length === 3);
   // One more round trip: anything still written for the ended stream would arrive before this answer.

@@ -39,13 +39,23 @@ before(() => {
   execFileSync(
     'openssl',
     [
-      'req', '-x509',
-      '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-      '-nodes', '-days', '1',
-      '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-keyout', join(certDir, 'key.pem'),
-      '-out', join(certDir, 'cert.pem'),
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      join(certDir, 'key.pem'),
+      '-out',
+      join(certDir, 'cert.pem'),
     ],
     { stdio: 'pipe' },
   );
@@ -122,7 +132,8 @@ function request(client: ClientHttp2Session, path: string, accept = 'text/event-
     const events: OpenedStream['events'] = [];
     let text = '';
     const parser = createParser({
-      onEvent: (message: EventSourceMessage) => events.push({ type: message.event ?? 'message', data: message.data, id: message.id }),
+      onEvent: (message: EventSourceMessage) =>
+        events.push({ type: message.event ?? 'message', data: message.data, id: message.id }),
     });
     const ended = new Promise<void>((resolveEnd) => stream.once('close', () => resolveEnd()));
     stream.setEncoding('utf8');
@@ -175,7 +186,10 @@ test('HTTP/2: eventStream.run(req, res, channels) streams events; closing the cl
       assertEventStreamHeaders(one);
       assertEventStreamHeaders(two);
       await until(() => one.events.length === 1 && two.events.length === 1, 5000, 'stream-open');
-      assert.deepEqual(one.events.map(({ type, data }) => ({ type, data })), [{ type: 'stream-open', data: '' }]);
+      assert.deepEqual(
+        one.events.map(({ type, data }) => ({ type, data })),
+        [{ type: 'stream-open', data: '' }],
+      );
       const [, oneAt, allAt] = /^one:(\d+),all:(\d+)$/.exec(one.events[0]!.id ?? '')!.map(Number);
       assert.deepEqual(eventStream.stats().channels, { one: 1, two: 1, all: 2 });
 
@@ -277,7 +291,11 @@ test('HTTP/2: a stream reset while the channel function is pending leaves nothin
       await until(() => serverSawClose, 5000, 'the server to see the stream close');
       releaseResolver();
       await until(() => handlerDone, 5000, 'the handler to finish');
-      await until(() => eventStream.stats().streams === 0 && eventStream.stats().hubs === 0, 5000, 'no stream kept for a reset request');
+      await until(
+        () => eventStream.stats().streams === 0 && eventStream.stats().hubs === 0,
+        5000,
+        'no stream kept for a reset request',
+      );
       assert.deepEqual(h2.errors, []);
     },
   );
@@ -326,7 +344,10 @@ test('HTTP/2: a client that stops reading is dropped without taking its session 
       again.stream.close();
       healthy.stream.close();
       await until(() => eventStream.stats().streams === 0 && eventStream.stats().hubs === 0, 5000, 'all streams released');
-      assert.deepEqual(h2.errors.filter((error) => (error as { code?: string }).code !== 'ERR_HTTP2_STREAM_ERROR'), []);
+      assert.deepEqual(
+        h2.errors.filter((error) => (error as { code?: string }).code !== 'ERR_HTTP2_STREAM_ERROR'),
+        [],
+      );
     },
   );
   await eventStream.close();
@@ -369,7 +390,10 @@ test('HTTP/1.1 over TLS on the same server (allowHTTP1): events arrive intact, t
     const parser = createParser({ onEvent: (event) => events.push(event) });
     let ended = false;
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = https.get({ host: '127.0.0.1', port, path: '/', ca: cert, agent: false, headers: { accept: 'text/event-stream' } }, resolve);
+      const req = https.get(
+        { host: '127.0.0.1', port, path: '/', ca: cert, agent: false, headers: { accept: 'text/event-stream' } },
+        resolve,
+      );
       req.on('error', reject);
     });
     assert.equal(response.httpVersion, '1.1');

@@ -48,7 +48,9 @@ const dataOf = (events: EventSourceMessage[]): unknown[] =>
   events.filter((event) => event.event === undefined).map((event) => JSON.parse(event.data) as unknown);
 const resets = (events: EventSourceMessage[]): EventSourceMessage[] => events.filter((event) => event.event === 'stream-reset');
 
-test('subscribing alone creates no store record: 1,000 one-off room subscriptions leave a busy channel its history and its subscriber', { timeout: 60_000 }, async (t) => {
+test('subscribing alone creates no store record: 1,000 one-off room subscriptions leave a busy channel its history and its subscriber', {
+  timeout: 60_000,
+}, async (t) => {
   const defer = cleanups(t);
   const store = new MemoryEventStore({ maxChannels: 1000 });
   const eventStream = new EventStream({ store });
@@ -74,12 +76,17 @@ test('subscribing alone creates no store record: 1,000 one-off room subscription
   const resumed = await openStream(`${server.url}/busy`, { 'last-event-id': resumeFrom });
   defer(() => resumed.close());
   await until(() => dataOf(resumed.events()).length === 5, 5000, 'the replay');
-  assert.deepEqual(dataOf(resumed.events()), Array.from({ length: 5 }, (_, i) => `after ${i}`));
+  assert.deepEqual(
+    dataOf(resumed.events()),
+    Array.from({ length: 5 }, (_, i) => `after ${i}`),
+  );
   assert.deepEqual(resets(resumed.events()), []);
   assert.equal(store.channelCount, 1, 'only the channel published to has a record');
 });
 
-test('a quiet channel outliving maxAge keeps its numbering: a connected client and a resuming one that missed nothing get no reset', { timeout: 30_000 }, async (t) => {
+test('a quiet channel outliving maxAge keeps its numbering: a connected client and a resuming one that missed nothing get no reset', {
+  timeout: 30_000,
+}, async (t) => {
   const defer = cleanups(t);
   const store = new MemoryEventStore({ maxAge: 1000 });
   const eventStream = new EventStream({ store });
@@ -100,7 +107,10 @@ test('a quiet channel outliving maxAge keeps its numbering: a connected client a
   defer(() => resumed.close());
 
   await eventStream.publishEvent('quiet', { data: 'two' });
-  for (const [label, stream] of [['connected', live], ['resumed', resumed]] as const) {
+  for (const [label, stream] of [
+    ['connected', live],
+    ['resumed', resumed],
+  ] as const) {
     await until(() => dataOf(stream.events()).includes('two'), 5000, label);
     assert.deepEqual(resets(stream.events()), [], `${label}: a client that missed nothing gets no reset`);
   }
@@ -154,7 +164,9 @@ test('ids are never reused by a new store (a restarted process): its numbering s
   assert.equal(after.readSince('ch', first, 10).gap, true);
 });
 
-test('maxBytes bounds the history: the oldest events go first, across channels, and the heap stays within the bound', { timeout: 60_000 }, () => {
+test('maxBytes bounds the history: the oldest events go first, across channels, and the heap stays within the bound', {
+  timeout: 60_000,
+}, () => {
   assert.equal(new MemoryEventStore().maxBytes, 64 * 1024 * 1024, 'the documented default');
   const maxBytes = 16 * 1024 * 1024;
   const store = new MemoryEventStore({ maxBytes });
@@ -174,7 +186,10 @@ test('maxBytes bounds the history: the oldest events go first, across channels, 
   }
   gc();
   const grown = process.memoryUsage().heapUsed - baseline;
-  assert.ok(grown < maxBytes + 4 * 1024 * 1024, `the heap grew by ${(grown / 1048576).toFixed(1)} MiB for a ${maxBytes / 1048576} MiB bound`);
+  assert.ok(
+    grown < maxBytes + 4 * 1024 * 1024,
+    `the heap grew by ${(grown / 1048576).toFixed(1)} MiB for a ${maxBytes / 1048576} MiB bound`,
+  );
   assert.ok(store.bytes <= maxBytes, `${store.bytes} bytes accounted`);
 
   // The oldest went first: the quiet channel's single event (published first) is gone, although that channel was never trimmed by count.

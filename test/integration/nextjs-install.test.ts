@@ -84,7 +84,16 @@ before(
     }
     await runOk(
       'npm',
-      ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', '--save-exact', tarball, ...lockedVersions()],
+      [
+        'install',
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+        '--loglevel=error',
+        '--save-exact',
+        tarball,
+        ...lockedVersions(),
+      ],
       appDir,
       300_000,
     );
@@ -129,7 +138,6 @@ async function serveAStream(command: 'start' | 'dev', label: string): Promise<vo
     await Promise.all([viaApp.waitFor(1), viaPages.waitFor(1)]);
     assert.deepEqual(eventData(viaApp), [{ built: label }]);
     assert.deepEqual(eventData(viaPages), [{ built: label }]);
-
   });
 }
 

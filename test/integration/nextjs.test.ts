@@ -24,9 +24,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { onEarlyExit, runOk } from '../helpers/child-process.js';
 import { eventData, NextServer, openClient, poll, runScenario } from '../helpers/next-server.js';
-import { openRaw, until } from '../helpers/sse-client.js';
 import { repoRoot } from '../helpers/pack.js';
 import { freePort } from '../helpers/server.js';
+import { openRaw, until } from '../helpers/sse-client.js';
 
 const exampleDir = join(repoRoot, 'examples', 'nextjs');
 const nextBin = join(exampleDir, 'node_modules', 'next', 'dist', 'bin', 'next');
@@ -85,7 +85,10 @@ test('next start: the pages route and the app route serve one EventStream', { ti
 
     // A client that accepts gzip still gets an uncompressed stream whose bytes arrive as they are written.
     for (const path of ['/api/events/', '/api/stream/']) {
-      const raw = await openRaw(`${server.url}${path}${channel}`, { accept: 'text/event-stream', 'accept-encoding': 'gzip, deflate' });
+      const raw = await openRaw(`${server.url}${path}${channel}`, {
+        accept: 'text/event-stream',
+        'accept-encoding': 'gzip, deflate',
+      });
       try {
         assert.equal(raw.status, 200);
         assert.equal(raw.headers['content-type'], 'text/event-stream; charset=utf-8');
@@ -93,7 +96,11 @@ test('next start: the pages route and the app route serve one EventStream', { ti
         assert.match(String(raw.headers['cache-control']), /no-transform/);
         await until(() => /^event: stream-open\ndata: \nid: [^\n]+\n\n/.test(raw.text()), 5000, `the opening bytes on ${path}`);
         assert.equal((await server.publish(channel, JSON.stringify({ data: path }))).status, 204);
-        await until(() => raw.text().includes(`event: message\ndata: ${JSON.stringify(path)}\nid: ${channel}:`), 5000, `the event on ${path}`);
+        await until(
+          () => raw.text().includes(`event: message\ndata: ${JSON.stringify(path)}\nid: ${channel}:`),
+          5000,
+          `the event on ${path}`,
+        );
       } finally {
         raw.close();
       }
@@ -130,9 +137,20 @@ test('next dev: the singleton outlives a reload of every route', { timeout: 150_
       const probe = `[eventstream-reload-probe ${suffix}]`;
       const probes = (): number => server.log().split(probe).length - 1;
       restoreOnExit = onEarlyExit(() => writeFileSync(libFile, original));
-      writeFileSync(libFile, `${original}\n// Added by test/integration/nextjs.test.ts to make Next.js reload this module.\nconsole.log(${JSON.stringify(probe)});\n`);
+      writeFileSync(
+        libFile,
+        `${original}\n// Added by test/integration/nextjs.test.ts to make Next.js reload this module.\nconsole.log(${JSON.stringify(probe)});\n`,
+      );
       // Wait for the recompile: the stats route runs the edited module.
-      await poll(async () => (await server.stats(), probes()), (count) => count > 0, 60_000, 'the edited module to run');
+      await poll(
+        async () => {
+          await server.stats();
+          return probes();
+        },
+        (count) => count > 0,
+        60_000,
+        'the edited module to run',
+      );
 
       // The publish route, reloaded by this very request, reaches the clients of the routes as they were before.
       const beforePublish = probes();

@@ -403,7 +403,10 @@ test('a type error against the package types does not compile', async () => {
   assert.notEqual(result.code, 0, 'publishEvent(42, ...) must not type-check');
   const errors = result.stdout.split('\n').filter((line) => line.includes('error TS'));
   assert.equal(errors.length, 1, result.stdout);
-  assert.match(errors[0]!, /^bad\.ts\(3,32\): error TS2345: Argument of type 'number' is not assignable to parameter of type 'string'/);
+  assert.match(
+    errors[0]!,
+    /^bad\.ts\(3,32\): error TS2345: Argument of type 'number' is not assignable to parameter of type 'string'/,
+  );
 });
 
 test('a CommonJS TypeScript file (module NodeNext) imports the package, compiles and runs', async () => {
@@ -418,12 +421,23 @@ test('a CommonJS TypeScript file (module NodeNext) imports the package, compiles
 });
 
 test('publint (strict) and arethetypeswrong pass on the tarball', async () => {
-  const publint = await runOk(process.execPath, [join(repoRoot, 'node_modules', 'publint', 'src', 'cli.js'), 'run', tarball, '--strict'], consumer);
+  const publint = await runOk(
+    process.execPath,
+    [join(repoRoot, 'node_modules', 'publint', 'src', 'cli.js'), 'run', tarball, '--strict'],
+    consumer,
+  );
   assert.match(publint.stdout, /All good!/);
   // See package.json "lint:package": cjs-resolves-to-esm is ignored because require(esm) works on Node >= 20.19.
   await runOk(
     process.execPath,
-    [join(repoRoot, 'node_modules', '@arethetypeswrong', 'cli', 'dist', 'index.js'), tarball, '--ignore-rules', 'cjs-resolves-to-esm', '--format', 'ascii'],
+    [
+      join(repoRoot, 'node_modules', '@arethetypeswrong', 'cli', 'dist', 'index.js'),
+      tarball,
+      '--ignore-rules',
+      'cjs-resolves-to-esm',
+      '--format',
+      'ascii',
+    ],
     consumer,
   );
 });

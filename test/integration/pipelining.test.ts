@@ -7,7 +7,7 @@ import { parseResponse, RawConnection } from '../helpers/raw-http.js';
 import { cleanups } from '../helpers/requirements.js';
 import { listen } from '../helpers/server.js';
 import { until } from '../helpers/sse-client.js';
-import { forkStreamServer, untilAsync, type StreamServer } from '../helpers/stream-server.js';
+import { forkStreamServer, type StreamServer, untilAsync } from '../helpers/stream-server.js';
 
 /**
  * Pipelined HTTP/1.1 requests over raw sockets. Node answers them in order
@@ -132,9 +132,15 @@ test('a stream queued behind a slow response holds no subscription and buffers n
   await client.waitFor('the event published after the stream opened', (text) => text.includes('data: "after"'));
   const slow = parseResponse(client.text());
   assert.equal(slow.body, 'slow answer');
-  const stream = /\r\n\r\n([0-9a-f]+)\r\nevent: stream-open\ndata: \nid: waiting:(\d+)\n\n\r\n([0-9a-f]+)\r\n(.*)\r\n$/s.exec(slow.rest);
+  const stream = /\r\n\r\n([0-9a-f]+)\r\nevent: stream-open\ndata: \nid: waiting:(\d+)\n\n\r\n([0-9a-f]+)\r\n(.*)\r\n$/s.exec(
+    slow.rest,
+  );
   assert.ok(stream, JSON.stringify(slow.rest));
-  assert.equal(stream[4], `data: "after"\nid: waiting:${Number(stream[2]) + 1}\n\n`, 'it starts where the channel stood at its turn');
+  assert.equal(
+    stream[4],
+    `data: "after"\nid: waiting:${Number(stream[2]) + 1}\n\n`,
+    'it starts where the channel stood at its turn',
+  );
 });
 
 test('a connection piling up pipelined stream requests behind a stream stops being read, and leaves nothing once gone', async (t) => {
@@ -158,7 +164,7 @@ test('a connection piling up pipelined stream requests behind a stream stops bei
   client.send(STREAM_REQUEST.repeat(sent));
   // Node stops reading a connection once the responses queued on it hold more than a socket's worth of
   // bytes; each queued stream's head counts, so the flood is paused after a small part of it.
-  await until(() => connection !== null && connection.isPaused(), 10_000, 'Node to stop reading the connection');
+  await until(() => connection?.isPaused() === true, 10_000, 'Node to stop reading the connection');
   assert.ok(requests < sent / 4, `${requests} of ${sent} pipelined requests were read`);
   assert.equal(eventStream.stats().streams, 1, 'only the stream at the head of the connection is open');
 

@@ -34,7 +34,10 @@ test('getChannelPublisher: publishEvent in order, as in the README', async () =>
   await publisher.publishEvent({ event: 'message', data: { name: 'Alice' } });
   await publisher.publishEvent({ event: 'message', data: { name: 'Bob' } });
   await client.waitFor(2);
-  assert.deepEqual(client.events.map((e) => JSON.parse(e.data).name), ['Alice', 'Bob']);
+  assert.deepEqual(
+    client.events.map((e) => JSON.parse(e.data).name),
+    ['Alice', 'Bob'],
+  );
   await teardown();
 });
 
@@ -57,7 +60,7 @@ test('Readable.pipe(writable): 10,000 events arrive complete and in order', asyn
   await pipeline(Readable.from(events), eventStream.createChannelWritable('bulk'));
   await client.waitFor(10_000, 'message', 20_000);
   assert.equal(client.events.length, 10_000);
-  client.events.forEach((event, i) => assert.equal(JSON.parse(event.data).i, i));
+  for (const [i, event] of client.events.entries()) assert.equal(JSON.parse(event.data).i, i);
   await teardown();
 });
 
@@ -66,11 +69,14 @@ test('unawaited publishEvent calls keep their order', async () => {
   const pending = Array.from({ length: 500 }, (_, i) => eventStream.publishEvent('order', { data: i }));
   await Promise.all(pending);
   await client.waitFor(500);
-  assert.deepEqual(client.events.map((e) => JSON.parse(e.data)), Array.from({ length: 500 }, (_, i) => i));
+  assert.deepEqual(
+    client.events.map((e) => JSON.parse(e.data)),
+    Array.from({ length: 500 }, (_, i) => i),
+  );
   await teardown();
 });
 
-test('the writable has real backpressure: while a subscriber\'s socket is backed up, write() returns false and drain follows', async (t) => {
+test("the writable has real backpressure: while a subscriber's socket is backed up, write() returns false and drain follows", async (t) => {
   const { eventStream, client, teardown } = await setup('bp');
   cleanups(t)(teardown);
   const writable = eventStream.createChannelWritable('bp');
@@ -122,7 +128,10 @@ test('bad publish arguments are TypeErrors and send nothing', async () => {
 
   await eventStream.publishEvent('strict', { data: 'after' });
   await client.waitFor(1);
-  assert.deepEqual(client.events.map((e) => JSON.parse(e.data)), ['after']);
+  assert.deepEqual(
+    client.events.map((e) => JSON.parse(e.data)),
+    ['after'],
+  );
   await teardown();
 });
 

@@ -10,12 +10,12 @@
  * is reset; nothing throws where nobody can catch it.
  */
 import assert from 'node:assert/strict';
-import { test, type TestContext } from 'node:test';
-import { Redis } from 'ioredis';
+import { type TestContext, test } from 'node:test';
 import type { EventSourceMessage } from 'eventsource-parser';
+import { Redis } from 'ioredis';
 import { EventStoreError, EventStream } from '../../src/index.js';
 import { RedisEventStore, type RedisEventStoreOptions } from '../../src/stores/redis/redis-store.js';
-import { requireRedis, startRedis, uniqueKeyPrefix, type RunningRedis } from '../helpers/redis.js';
+import { type RunningRedis, requireRedis, startRedis, uniqueKeyPrefix } from '../helpers/redis.js';
 import { cleanups } from '../helpers/requirements.js';
 import { listen } from '../helpers/server.js';
 import { openRaw, parseAll, until } from '../helpers/sse-client.js';
@@ -67,7 +67,10 @@ async function client(defer: (fn: () => unknown) => void, url: string, headers: 
   const events = (): EventSourceMessage[] => parseAll(stream.text());
   return {
     events,
-    messages: (): number[] => events().filter((event) => event.event === undefined).map((event) => Number(event.data)),
+    messages: (): number[] =>
+      events()
+        .filter((event) => event.event === undefined)
+        .map((event) => Number(event.data)),
     resets: (): EventSourceMessage[] => events().filter((event) => event.event === 'stream-reset'),
     openingSeq: (): number => seqOf(events()[0]!.id!),
   };
@@ -113,7 +116,9 @@ async function redisWithoutPersistence(t: TestContext): Promise<RunningRedis | n
   return server;
 }
 
-test('Redis killed without persistence while a stream is connected and publishes go on: a reset, then every new event; no id reused', { timeout: 90_000 }, async (t) => {
+test('Redis killed without persistence while a stream is connected and publishes go on: a reset, then every new event; no id reused', {
+  timeout: 90_000,
+}, async (t) => {
   const server = await redisWithoutPersistence(t);
   if (server === null) return;
   const defer = cleanups(t);
@@ -149,7 +154,10 @@ test('Redis killed without persistence while a stream is connected and publishes
   assert.equal(live.resets().length, 1);
   const received = live.messages();
   const beforeReset = events.slice(1, resetAt).map((event) => Number(event.data));
-  const afterReset = events.slice(resetAt + 1).filter((event) => event.event === undefined).map((event) => Number(event.data));
+  const afterReset = events
+    .slice(resetAt + 1)
+    .filter((event) => event.event === undefined)
+    .map((event) => Number(event.data));
   assert.deepEqual(beforeReset, before.slice(0, beforeReset.length), 'before the loss: in order, none twice');
   assert.deepEqual(afterReset, after, 'after the loss: every event that was published, in order');
   assert.equal(received.length, beforeReset.length + afterReset.length);
@@ -175,7 +183,9 @@ test('Redis killed without persistence while a stream is connected and publishes
   assert.deepEqual(errors, []);
 });
 
-test('Redis loses its data while nothing is published: new clients start in the new generation; old positions are reset', { timeout: 60_000 }, async (t) => {
+test('Redis loses its data while nothing is published: new clients start in the new generation; old positions are reset', {
+  timeout: 60_000,
+}, async (t) => {
   const server = await redisWithoutPersistence(t);
   if (server === null) return;
   const defer = cleanups(t);
@@ -201,7 +211,11 @@ test('Redis loses its data while nothing is published: new clients start in the 
   await until(() => resumed.resets().length === 1, 5000, 'a reset for a position of the lost generation');
 
   await publishWhenBack(b.eventStream, 'news', 5);
-  await until(() => [live, fresh, resumed].every((stream) => stream.messages().includes(5)), 10_000, 'everyone to get the new event');
+  await until(
+    () => [live, fresh, resumed].every((stream) => stream.messages().includes(5)),
+    10_000,
+    'everyone to get the new event',
+  );
   assert.equal(fresh.resets().length, 0, 'a client that joined after the loss missed nothing');
   assert.equal(seqOf(fresh.events().at(-1)!.id!), fresh.openingSeq() + 1);
   assert.equal(live.resets().length, 1, 'the client connected through the loss is reset');
@@ -211,7 +225,9 @@ test('Redis loses its data while nothing is published: new clients start in the 
   assert.deepEqual(errors, []);
 });
 
-test('a counter rolled back below what was handed out (older snapshot, evicted key) is moved past it: no id reused', { timeout: 60_000 }, async (t) => {
+test('a counter rolled back below what was handed out (older snapshot, evicted key) is moved past it: no id reused', {
+  timeout: 60_000,
+}, async (t) => {
   if (!requireRedis(t)) return;
   const server = await startRedis({ appendOnly: true });
   t.after(() => server.stop());
@@ -245,7 +261,9 @@ test('a counter rolled back below what was handed out (older snapshot, evicted k
   assert.deepEqual(errors, []);
 });
 
-test('pub/sub connections killed over and over while publishing: nothing lost, nothing twice, nobody reset', { timeout: 60_000 }, async (t) => {
+test('pub/sub connections killed over and over while publishing: nothing lost, nothing twice, nobody reset', {
+  timeout: 60_000,
+}, async (t) => {
   if (!requireRedis(t)) return;
   const server = await startRedis();
   t.after(() => server.stop());
@@ -254,7 +272,11 @@ test('pub/sub connections killed over and over while publishing: nothing lost, n
   const keyPrefix = uniqueKeyPrefix('faults');
   const a = await app(defer, { url: server.url, keyPrefix });
   const b = await app(defer, { url: server.url, keyPrefix });
-  const streams = [await client(defer, `${a.url}/news`), await client(defer, `${b.url}/news`), await client(defer, `${a.url}/news`)];
+  const streams = [
+    await client(defer, `${a.url}/news`),
+    await client(defer, `${b.url}/news`),
+    await client(defer, `${a.url}/news`),
+  ];
   const raw = new Redis(server.url);
   defer(() => raw.quit());
 
@@ -280,17 +302,29 @@ test('pub/sub connections killed over and over while publishing: nothing lost, n
     await until(() => stream.messages().length >= published.length, 15_000, 'every event');
   }
   await sleep(200);
-  const ids = streams[0]!.events().filter((event) => event.event === undefined).map((event) => event.id);
+  const ids = streams[0]!
+    .events()
+    .filter((event) => event.event === undefined)
+    .map((event) => event.id);
   for (const stream of streams) {
     assert.deepEqual(stream.messages(), published);
     assert.equal(stream.resets().length, 0);
-    assert.deepEqual(stream.events().filter((event) => event.event === undefined).map((event) => event.id), ids, 'same ids everywhere');
+    assert.deepEqual(
+      stream
+        .events()
+        .filter((event) => event.event === undefined)
+        .map((event) => event.id),
+      ids,
+      'same ids everywhere',
+    );
   }
   assertNoIdNamesTwoEvents(streams);
   assert.deepEqual(errors, []);
 });
 
-test('Redis with AOF (fsync always) killed while publishes go on: nothing that was published is lost, nobody is reset', { timeout: 90_000 }, async (t) => {
+test('Redis with AOF (fsync always) killed while publishes go on: nothing that was published is lost, nobody is reset', {
+  timeout: 90_000,
+}, async (t) => {
   if (!requireRedis(t)) return;
   const server = await startRedis({ appendOnly: true });
   t.after(() => server.stop());
@@ -327,8 +361,15 @@ test('Redis with AOF (fsync always) killed while publishes go on: nothing that w
   for (const stream of [onA, onB]) {
     assert.deepEqual(stream.messages(), published, 'every published event, once, in order');
     assert.equal(stream.resets().length, 0);
-    const seqs = stream.events().filter((event) => event.event === undefined).map((event) => seqOf(event.id!));
-    assert.deepEqual(seqs, published.map((_, i) => first + i), 'ids run on across the restart');
+    const seqs = stream
+      .events()
+      .filter((event) => event.event === undefined)
+      .map((event) => seqOf(event.id!));
+    assert.deepEqual(
+      seqs,
+      published.map((_, i) => first + i),
+      'ids run on across the restart',
+    );
   }
   // A client resuming from before the crash gets exactly what it missed.
   const resumeFrom = onA.events().find((event) => event.data === '10')!.id!;

@@ -17,11 +17,11 @@ import { test } from 'node:test';
 import { Redis } from 'ioredis';
 import { EventStoreError, EventStream, type EventStreamOptions, type ServerSentEvent } from '../../src/index.js';
 import { RedisEventStore, type RedisEventStoreOptions } from '../../src/redis.js';
-import { forkAppProcess, type AppProcess } from '../helpers/app-process.js';
+import { type AppProcess, forkAppProcess } from '../helpers/app-process.js';
 import { redisForFile, requireRedis, startRedis, uniqueKeyPrefix } from '../helpers/redis.js';
+import { cleanups } from '../helpers/requirements.js';
 import { listen } from '../helpers/server.js';
 import { get, openRaw, parseAll, type ReceivedEvent, RecordingEventSource, until } from '../helpers/sse-client.js';
-import { cleanups } from '../helpers/requirements.js';
 
 const SSE = { accept: 'text/event-stream' };
 const TYPES = ['message', 'stream-open', 'stream-reset'];
@@ -182,7 +182,9 @@ async function publishWhenBack(publish: () => Promise<unknown>, what: string, ti
 
 // ---------------------------------------------------------------------------
 
-test('two processes on one Redis store: every client of either process gets every event once, all in the same order with the same ids', { timeout: 90_000 }, async (t) => {
+test('two processes on one Redis store: every client of either process gets every event once, all in the same order with the same ids', {
+  timeout: 90_000,
+}, async (t) => {
   if (!requireRedis(t)) return;
   const defer = cleanups(t);
   const storeOptions = { url: sharedRedis.url, keyPrefix: uniqueKeyPrefix('redis-resume') };
@@ -191,9 +193,15 @@ test('two processes on one Redis store: every client of either process gets ever
   const channels = ['room', 'side'] as const;
   // Two clients per process on 'room', one per process on 'side'.
   const clients: Record<(typeof channels)[number], Array<{ at: string; source: RecordingEventSource }>> = { room: [], side: [] };
-  for (const [channel, perProcess] of [['room', 2], ['side', 1]] as const) {
+  for (const [channel, perProcess] of [
+    ['room', 2],
+    ['side', 1],
+  ] as const) {
     for (let i = 0; i < perProcess; i++) {
-      for (const [at, base] of [['A', a.url], ['B', b.url]] as const) {
+      for (const [at, base] of [
+        ['A', a.url],
+        ['B', b.url],
+      ] as const) {
         const source = new RecordingEventSource(`${base}/events/${channel}`, TYPES);
         defer(() => source.close());
         clients[channel].push({ at, source });
@@ -205,7 +213,8 @@ test('two processes on one Redis store: every client of either process gets ever
   assert.equal(a.eventStream.stats().streams, 3);
   // Nothing was published on the fresh prefix: every stream opens at its epoch (pinned at 0), whichever process serves it.
   for (const channel of channels) {
-    for (const { at, source } of clients[channel]) assert.equal(source.of('stream-open')[0]!.lastEventId, `${channel}:0`, `${channel} client at ${at}`);
+    for (const { at, source } of clients[channel])
+      assert.equal(source.of('stream-open')[0]!.lastEventId, `${channel}:0`, `${channel} client at ${at}`);
   }
 
   // 'room': 100 published one after another (A, B, A, ...), then 100 fired at once from both processes.
@@ -237,7 +246,11 @@ test('two processes on one Redis store: every client of either process gets ever
     assert.deepEqual([...order].sort(), [...expected].sort(), `${channel}: every event exactly once`);
     // Events published one after another keep that order; concurrent ones keep each process's own order.
     const serialCount = channel === 'room' ? roomSerial.length : sideSerial.length;
-    assert.deepEqual(order.slice(0, serialCount), expected.slice(0, serialCount), `${channel}: serial publishes in publish order`);
+    assert.deepEqual(
+      order.slice(0, serialCount),
+      expected.slice(0, serialCount),
+      `${channel}: serial publishes in publish order`,
+    );
     for (const origin of ['A', 'B']) {
       const fromOrigin = order.slice(serialCount).filter((entry) => entry.startsWith(origin));
       const publishedFromOrigin = expected.slice(serialCount).filter((entry) => entry.startsWith(origin));
@@ -247,8 +260,16 @@ test('two processes on one Redis store: every client of either process gets ever
     assertConsecutive(reference!.source.of('message'), channel, 1, `${channel} at ${reference!.at}`);
     // Every client, whichever process serves it, got the same events in the same order with the same ids.
     for (const { at, source } of others) {
-      assert.deepEqual(source.of('message').map((event) => label(event.data)), order, `${channel}: client at ${at} has the same order`);
-      assert.deepEqual(source.of('message').map((event) => event.lastEventId), ids, `${channel}: client at ${at} has the same ids`);
+      assert.deepEqual(
+        source.of('message').map((event) => label(event.data)),
+        order,
+        `${channel}: client at ${at} has the same order`,
+      );
+      assert.deepEqual(
+        source.of('message').map((event) => event.lastEventId),
+        ids,
+        `${channel}: client at ${at} has the same ids`,
+      );
       // Nobody had to reconnect.
       assert.equal(source.of('stream-open').length, 1, `${channel}: client at ${at} stayed connected`);
       assert.equal(source.of('stream-reset').length, 0);
@@ -259,7 +280,9 @@ test('two processes on one Redis store: every client of either process gets ever
   assert.equal(await a.store.head('side'), 60);
 });
 
-test('a client dropped from process A resumes on process B with its last id: exactly the 100 it missed, in order, then live ones', { timeout: 90_000 }, async (t) => {
+test('a client dropped from process A resumes on process B with its last id: exactly the 100 it missed, in order, then live ones', {
+  timeout: 90_000,
+}, async (t) => {
   if (!requireRedis(t)) return;
   const defer = cleanups(t);
   const storeOptions = { url: sharedRedis.url, keyPrefix: uniqueKeyPrefix('redis-resume') };
@@ -322,17 +345,27 @@ test('a client dropped from process A resumes on process B with its last id: exa
   await until(() => parseAll(raw.text()).length >= 111, 10_000, 'the raw stream to go live');
   await witness.waitFor(120);
   await sleep(200);
-  assert.deepEqual(resumed.of('message').slice(100).map((event) => label(event.data)), live);
+  assert.deepEqual(
+    resumed
+      .of('message')
+      .slice(100)
+      .map((event) => label(event.data)),
+    live,
+  );
   assertConsecutive(resumed.of('message'), 'resume', 11, 'resumed client');
   assert.equal(resumed.of('message').length, 110, 'nothing twice');
   assert.deepEqual(
-    parseAll(raw.text()).slice(1).map((event) => event.id),
+    parseAll(raw.text())
+      .slice(1)
+      .map((event) => event.id),
     range(11, 110).map((seq) => `resume:${seq}`),
   );
   assert.equal(resumed.of('stream-open').length, 1, 'no reconnect was needed');
 });
 
-test('Redis goes away and comes back: publishes and new streams fail promptly meanwhile; connected subscribers miss nothing; a client resumes what it missed', { timeout: 120_000 }, async (t) => {
+test('Redis goes away and comes back: publishes and new streams fail promptly meanwhile; connected subscribers miss nothing; a client resumes what it missed', {
+  timeout: 120_000,
+}, async (t) => {
   if (!requireRedis(t)) return;
   const defer = cleanups(t);
   // Its own server: it is restarted. AOF keeps the counters, so ids carry on after the restart.
@@ -378,7 +411,10 @@ test('Redis goes away and comes back: publishes and new streams fail promptly me
     // A new stream on a channel neither process watches yet cannot be set up. An EventSource gives up for good on an
     // error status, so the answer is a 200 stream that only says when to reconnect, and ends. (A request for 'news',
     // which both already watch, is admitted from the live subscription instead; that is not checked here.)
-    for (const [at, base] of [['A', a.url], ['B', b.url]] as const) {
+    for (const [at, base] of [
+      ['A', a.url],
+      ['B', b.url],
+    ] as const) {
       const startedGet = Date.now();
       const refused = await get(`${base}/events/fresh`, SSE);
       assert.equal(refused.status, 200, `process ${at}: ${refused.body}`);
@@ -421,8 +457,15 @@ test('Redis goes away and comes back: publishes and new streams fail promptly me
   // The subscribers that stayed connected get everything published after the restart: none lost, none twice, in order.
   await Promise.all([stayA.waitFor(25, 'message', 20_000), stayB.waitFor(25, 'message', 20_000)]);
   await sleep(300);
-  for (const [at, client] of [['A', stayA], ['B', stayB]] as const) {
-    assert.deepEqual(client.of('message').map((event) => label(event.data)), published, `subscriber on ${at}`);
+  for (const [at, client] of [
+    ['A', stayA],
+    ['B', stayB],
+  ] as const) {
+    assert.deepEqual(
+      client.of('message').map((event) => label(event.data)),
+      published,
+      `subscriber on ${at}`,
+    );
     // No failed publish took a sequence number: ids run on across the outage.
     assertConsecutive(client.of('message'), 'news', 1, `subscriber on ${at}`);
     assert.equal(client.of('stream-open').length, 1, `subscriber on ${at} stayed connected (no reconnect)`);
@@ -437,7 +480,10 @@ test('Redis goes away and comes back: publishes and new streams fail promptly me
   await a.publish('news', oneMore);
   await back.waitFor(16);
   await sleep(200);
-  assert.deepEqual(back.of('message').map((event) => label(event.data)), [...published.slice(10), 'A25']);
+  assert.deepEqual(
+    back.of('message').map((event) => label(event.data)),
+    [...published.slice(10), 'A25'],
+  );
   assertConsecutive(back.of('message'), 'news', 11, 'resumed leaver');
   assert.equal(back.of('stream-reset').length, 0);
 
@@ -448,7 +494,9 @@ test('Redis goes away and comes back: publishes and new streams fail promptly me
   assert.equal(fresh.of('stream-open')[0]!.lastEventId, 'fresh:0');
 });
 
-test('a stream on two channels drops and resumes on another instance with its composite id: exactly the missed events of both channels', { timeout: 90_000 }, async (t) => {
+test('a stream on two channels drops and resumes on another instance with its composite id: exactly the missed events of both channels', {
+  timeout: 90_000,
+}, async (t) => {
   if (!requireRedis(t)) return;
   const defer = cleanups(t);
   const storeOptions = { url: sharedRedis.url, keyPrefix: uniqueKeyPrefix('redis-resume') };
@@ -484,7 +532,8 @@ test('a stream on two channels drops and resumes on another instance with its co
     }
     await Promise.all(inFlight);
   };
-  const countOn = (channel: 'a' | 'b', from: number, to: number): number => range(from, to - from).filter((n) => channelOf(n) === channel).length;
+  const countOn = (channel: 'a' | 'b', from: number, to: number): number =>
+    range(from, to - from).filter((n) => channelOf(n) === channel).length;
 
   await publishRange(0, 12, true);
   await client.waitFor(12);
@@ -512,7 +561,10 @@ test('a stream on two channels drops and resumes on another instance with its co
   assert.equal(resumed.of('stream-reset').length, 0);
   assert.equal(resumed.of('stream-open').length, 1);
   // Each channel's events arrive complete and in the order every process sent them.
-  for (const [channel, witness, last] of [['a', witnessA, lastA], ['b', witnessB, lastB]] as const) {
+  for (const [channel, witness, last] of [
+    ['a', witnessA, lastA],
+    ['b', witnessB, lastB],
+  ] as const) {
     const expected = witness.of('message').filter((event) => seqOf(event.lastEventId, channel) > last);
     assert.equal(expected.length, countOn(channel, 12, 192));
     assert.deepEqual(

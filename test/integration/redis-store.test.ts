@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { EventStoreError } from '../../src/errors.js';
 import { RedisEventStore, type RedisEventStoreOptions } from '../../src/redis.js';
@@ -75,7 +75,13 @@ async function pinEpoch(client: Redis, keyPrefix: string): Promise<void> {
 }
 
 /** Appends events the way the store does, but without announcing them: a stand-in for a lost pub/sub message. */
-async function appendSilently(client: Redis, keyPrefix: string, channel: string, bodies: string[], maxLen?: number): Promise<number> {
+async function appendSilently(
+  client: Redis,
+  keyPrefix: string,
+  channel: string,
+  bodies: string[],
+  maxLen?: number,
+): Promise<number> {
   const seqKey = `${keyPrefix}{${channel}}:seq`;
   const logKey = `${keyPrefix}{${channel}}:log`;
   const last = await client.incrby(seqKey, bodies.length);
@@ -103,7 +109,7 @@ test('a watch on one instance receives every event appended on either, in the sa
       const store = i % 2 === 0 ? a! : b!;
       const bodies = Array.from({ length: (i % 3) + 1 }, (_, j) => `data: ${store === a ? 'A' : 'B'} ${i}.${j}\n`);
       const first = await store.append('ch', bodies);
-      bodies.forEach((body, j) => appended.set(first + j, body));
+      for (const [j, body] of bodies.entries()) appended.set(first + j, body);
     }),
   );
   const total = appended.size;
@@ -111,7 +117,10 @@ test('a watch on one instance receives every event appended on either, in the sa
   await onB.waitFor(total);
   await sleep(100); // Anything delivered twice would show up by now.
 
-  assert.deepEqual(onB.events.map((event) => event.seq), range(base + 1, base + total));
+  assert.deepEqual(
+    onB.events.map((event) => event.seq),
+    range(base + 1, base + total),
+  );
   assert.deepEqual(onA.events, onB.events, 'both instances deliver the same events in the same order');
   for (const event of onB.events) assert.equal(event.body, appended.get(event.seq));
   assert.ok(onB.events.some((event) => event.body.includes('A')) && onB.events.some((event) => event.body.includes('B')));
@@ -123,7 +132,14 @@ test('concurrent appends from two instances get distinct, consecutive seqs', asy
   const [a, b] = stores(t, 2, { url: sharedRedis.url });
   const base = await a!.head('ch');
   const sizes = Array.from({ length: 100 }, (_, i) => (i % 4) + 1);
-  const firsts = await Promise.all(sizes.map((size, i) => (i % 2 === 0 ? a! : b!).append('ch', Array.from({ length: size }, () => 'data: x\n'))));
+  const firsts = await Promise.all(
+    sizes.map((size, i) =>
+      (i % 2 === 0 ? a! : b!).append(
+        'ch',
+        Array.from({ length: size }, () => 'data: x\n'),
+      ),
+    ),
+  );
   const seqs = firsts.flatMap((first, i) => range(first, first + sizes[i]! - 1)).sort((x, y) => x - y);
   const total = sizes.reduce((sum, size) => sum + size, 0);
   assert.deepEqual(seqs, range(base + 1, base + total));
@@ -174,7 +190,10 @@ test('a missed pub/sub message is filled from the log: in order, none twice, no 
   await watcher.waitFor(8);
   await sleep(100);
 
-  assert.deepEqual(watcher.events, range(1, 8).map((seq) => ({ seq, body: `data: ${seq}\n` })));
+  assert.deepEqual(
+    watcher.events,
+    range(1, 8).map((seq) => ({ seq, body: `data: ${seq}\n` })),
+  );
   assert.equal(watcher.empty, 0);
 });
 
@@ -189,14 +208,23 @@ test('a gap that history no longer covers is skipped, and delivery carries on', 
   await a!.append('ch', ['data: 1\n']);
   await watcher.waitFor(1);
   // 2..11 never announced, and the log keeps only the last 3 of them.
-  await appendSilently(raw, keyPrefix, 'ch', range(2, 11).map((seq) => `data: ${seq}\n`), 3);
+  await appendSilently(
+    raw,
+    keyPrefix,
+    'ch',
+    range(2, 11).map((seq) => `data: ${seq}\n`),
+    3,
+  );
   await a!.append('ch', ['data: 12\n']);
   await watcher.waitFor(4);
   await a!.append('ch', ['data: 13\n']);
   await watcher.waitFor(5);
   await sleep(50);
   // The gap is filled as a resuming client would read it: with the head at 12, maxEvents 3 keeps 10, 11 and 12.
-  assert.deepEqual(watcher.events.map((event) => event.seq), [1, 10, 11, 12, 13]);
+  assert.deepEqual(
+    watcher.events.map((event) => event.seq),
+    [1, 10, 11, 12, 13],
+  );
   for (const event of watcher.events) assert.equal(event.body, `data: ${event.seq}\n`);
 });
 
@@ -227,15 +255,24 @@ test('watches on one channel share a subscription; the last close unsubscribes a
   assert.equal(await subscribers(), 0);
   await a!.append('ch', ['data: 3\n']);
   await sleep(100);
-  assert.deepEqual(first.events.map((event) => event.seq), [1]);
-  assert.deepEqual(second.events.map((event) => event.seq), [1, 2]);
+  assert.deepEqual(
+    first.events.map((event) => event.seq),
+    [1],
+  );
+  assert.deepEqual(
+    second.events.map((event) => event.seq),
+    [1, 2],
+  );
 
   // A new watch after the last one left subscribes again.
   const third = record(b!, 'ch');
   assert.equal(await third.watch.ready, 3);
   await a!.append('ch', ['data: 4\n']);
   await third.waitFor(1);
-  assert.deepEqual(third.events.map((event) => event.seq), [4]);
+  assert.deepEqual(
+    third.events.map((event) => event.seq),
+    [4],
+  );
 });
 
 test('Redis restart: calls fail promptly while it is down, then appends work again and an existing watch misses nothing', async (t) => {
@@ -270,7 +307,11 @@ test('Redis restart: calls fail promptly while it is down, then appends work aga
   // A process that connects right after the restart appends while B's subscriber still waits out its reconnect
   // backoff, so pub/sub cannot bring these: only B catching up from the log on reconnecting can.
   const [c] = stores(t, 1, { url: server.url, keyPrefix: 'eventstream:' });
-  assert.equal(await c!.append('ch', ['data: 3\n']), 3, 'the counter survived the restart (AOF); the failed append stored nothing');
+  assert.equal(
+    await c!.append('ch', ['data: 3\n']),
+    3,
+    'the counter survived the restart (AOF); the failed append stored nothing',
+  );
   for (let seq = 4; seq <= 6; seq++) assert.equal(await c!.append('ch', [`data: ${seq}\n`]), seq);
   await watcher.waitFor(6, 10_000);
 
@@ -289,7 +330,10 @@ test('Redis restart: calls fail promptly while it is down, then appends work aga
   assert.equal(seven, 7);
   await watcher.waitFor(7);
   await sleep(200);
-  assert.deepEqual(watcher.events, range(1, 7).map((seq) => ({ seq, body: `data: ${seq}\n` })));
+  assert.deepEqual(
+    watcher.events,
+    range(1, 7).map((seq) => ({ seq, body: `data: ${seq}\n` })),
+  );
   assert.equal(watcher.empty, 0);
 });
 
@@ -312,7 +356,9 @@ test('close() releases everything: a process that used stores (one connected and
     await up.append('ch', ['data: y\\n']).then(() => process.exit(3), () => {});
     console.log('closed ' + received.length);
   `;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -325,14 +371,18 @@ test('close() releases everything: a process that used stores (one connected and
   assert.ok(Date.now() - started < 10_000);
 });
 
-test('Redis loses its data: a watch reports the loss with the new generation\'s head, the next append follows it, and no seq is handed out twice', async (t) => {
+test("Redis loses its data: a watch reports the loss with the new generation's head, the next append follows it, and no seq is handed out twice", async (t) => {
   if (!requireRedis(t)) return;
   const server = await startRedis();
   t.after(() => server.stop());
   const [a, b] = stores(t, 2, { url: server.url });
   const losses: number[] = [];
   const events: StoredEvent[] = [];
-  const watch = b!.watch('ch', (batch) => events.push(...batch), (position) => losses.push(position));
+  const watch = b!.watch(
+    'ch',
+    (batch) => events.push(...batch),
+    (position) => losses.push(position),
+  );
   await watch.ready;
   const first = await a!.append('ch', ['data: 1\n', 'data: 2\n']);
   while (events.length < 2) await sleep(10);
@@ -354,6 +404,9 @@ test('Redis loses its data: a watch reports the loss with the new generation\'s 
   }
   assert.equal(next, losses[0]! + 1, 'the first event of the new generation follows the reported position');
   while (events.length < 3) await sleep(10);
-  assert.deepEqual(events.map((event) => event.seq), [first, first + 1, next]);
+  assert.deepEqual(
+    events.map((event) => event.seq),
+    [first, first + 1, next],
+  );
   assert.equal(await b!.head('ch'), next);
 });

@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import { EventStream } from '../../src/index.js';
 import { cleanups } from '../helpers/requirements.js';
 import { listen } from '../helpers/server.js';
-import { liveTimers, liveTimersOf, trackTimers } from '../helpers/timers.js';
 import { RecordingEventSource, until } from '../helpers/sse-client.js';
+import { liveTimers, liveTimersOf, trackTimers } from '../helpers/timers.js';
 
 trackTimers();
 
@@ -29,7 +29,9 @@ test('a client that never reads is dropped while five others receive everything'
   stuck.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n');
 
   const readers = Array.from({ length: 5 }, () => new RecordingEventSource(server.url));
-  defer(() => readers.forEach((reader) => reader.close()));
+  defer(() => {
+    for (const reader of readers) reader.close();
+  });
   await Promise.all(readers.map((reader) => reader.opened));
   await until(() => eventStream.stats().channels.firehose === 6, 5000, 'six subscribers');
 
@@ -43,7 +45,10 @@ test('a client that never reads is dropped while five others receive everything'
   await Promise.all(readers.map((reader) => reader.waitFor(total, 'message', 60_000)));
   for (const reader of readers) {
     assert.equal(reader.events.length, total);
-    assert.deepEqual(reader.events.map((event) => JSON.parse(event.data).i), Array.from({ length: total }, (_, i) => i));
+    assert.deepEqual(
+      reader.events.map((event) => JSON.parse(event.data).i),
+      Array.from({ length: total }, (_, i) => i),
+    );
   }
   const stats = eventStream.stats();
   assert.equal(stats.slowClientsDropped, 1);

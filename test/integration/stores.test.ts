@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { after, describe, test, type TestContext } from 'node:test';
+import { after, describe, type TestContext, test } from 'node:test';
 import { EventStoreError, InvalidOptionError } from '../../src/errors.js';
-import { MemoryEventStore } from '../../src/stores/memory-store.js';
 import { RedisEventStore } from '../../src/redis.js';
+import { MemoryEventStore } from '../../src/stores/memory-store.js';
 import type { EventStore, HistoryPage } from '../../src/types.js';
-import { requireRedis, startRedis, type RunningRedis } from '../helpers/redis.js';
+import { type RunningRedis, requireRedis, startRedis } from '../helpers/redis.js';
 
 /**
  * The EventStore contract, run against every store: what the core relies on
@@ -63,7 +63,8 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 // First in the file, before any test has loaded ioredis.
 test('RedisEventStore: constructing neither loads ioredis nor connects; calls fail promptly while Redis is down', async () => {
-  const ioredisLoaded = (): boolean => Object.keys(createRequire(import.meta.url).cache).some((file) => file.includes(`${path.sep}ioredis${path.sep}`));
+  const ioredisLoaded = (): boolean =>
+    Object.keys(createRequire(import.meta.url).cache).some((file) => file.includes(`${path.sep}ioredis${path.sep}`));
   assert.equal(ioredisLoaded(), false, 'no test loaded ioredis before this one');
   // Nothing listens on port 1.
   const store = new RedisEventStore({ url: 'redis://127.0.0.1:1' });
@@ -119,7 +120,10 @@ for (const harness of [memory, redis]) {
       const head = first + 7;
 
       const all = await store.readSince('ch', first - 1, 100);
-      assert.deepEqual(seqs(all), Array.from({ length: 8 }, (_, i) => first + i));
+      assert.deepEqual(
+        seqs(all),
+        Array.from({ length: 8 }, (_, i) => first + i),
+      );
       assert.deepEqual(bodies(all), texts);
       assert.equal(all.gap, false);
       assert.equal(all.head, head);
@@ -140,7 +144,10 @@ for (const harness of [memory, redis]) {
       if (store === null) return;
       const first = await store.append('ch', ['data: 0\n']);
       for (let i = 1; i < 5; i++) await store.append('ch', [`data: ${i}\n`]);
-      await store.append('ch', Array.from({ length: 5 }, (_, i) => `data: ${5 + i}\n`));
+      await store.append(
+        'ch',
+        Array.from({ length: 5 }, (_, i) => `data: ${5 + i}\n`),
+      );
       const head = first + 9;
 
       const fromStart = await store.readSince('ch', first - 1, 100);
@@ -197,7 +204,11 @@ for (const harness of [memory, redis]) {
       assert.equal(await store.head('new'), head, 'looking does not move the head');
       const first = await store.append('new', ['data: first\n']);
       assert.equal(first, head + 1);
-      assert.deepEqual(await store.readSince('new', head, 10), { events: [{ seq: first, body: 'data: first\n' }], gap: false, head: first });
+      assert.deepEqual(await store.readSince('new', head, 10), {
+        events: [{ seq: first, body: 'data: first\n' }],
+        gap: false,
+        head: first,
+      });
     });
 
     test('channels are independent', async (t) => {

@@ -10,8 +10,14 @@ const eventStream = new EventStream();
 
 // Unannotated: req is an SseRequest, so route parameters are strings.
 const app = express();
-app.get('/rooms/:room', eventStream((req) => [req.params.room]));
-app.get('/rooms/:room/async', eventStream(async (req) => `room-${req.params.room}`));
+app.get(
+  '/rooms/:room',
+  eventStream((req) => [req.params.room]),
+);
+app.get(
+  '/rooms/:room/async',
+  eventStream(async (req) => `room-${req.params.room}`),
+);
 app.get('/static', eventStream('news'));
 app.get('/pair', eventStream(['a', 'b']));
 app.get('/template/:id', eventStream('{id}'));

@@ -1,7 +1,8 @@
 // Compiled by test/unit/types.test.ts: an event map types what is published; the default stays untyped.
-import { pipeline } from 'node:stream/promises';
+
 import { Readable } from 'node:stream';
-import { EventStream, getEventStreamSingleton, type EventOf } from '../../src/index.js';
+import { pipeline } from 'node:stream/promises';
+import { type EventOf, EventStream, getEventStreamSingleton } from '../../src/index.js';
 
 interface ShopEvents {
   message: string;

@@ -18,7 +18,9 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-const codesInSource = new Set(sourceFiles(join(root, 'src')).flatMap((file) => [...readFileSync(file, 'utf8').matchAll(CODE)].map((m) => m[1]!)));
+const codesInSource = new Set(
+  sourceFiles(join(root, 'src')).flatMap((file) => [...readFileSync(file, 'utf8').matchAll(CODE)].map((m) => m[1]!)),
+);
 const documented = new Set([...catalogue.matchAll(/^\| `((?:ERR_)?EVENTSTREAM_[A-Z_]+)` \|/gm)].map((m) => m[1]!));
 
 test('every error and warning code in src/ is in docs/errors.md', () => {
@@ -59,7 +61,9 @@ test('every exported error class is an EventStreamError with its documented code
     [new api.GripPublishError('proxy', 500, 'x'), 'ERR_EVENTSTREAM_GRIP_PUBLISH'],
     [new api.EventStoreError('x'), 'ERR_EVENTSTREAM_STORE'],
   ];
-  const exportedClasses = Object.entries(api).filter(([name, value]) => typeof value === 'function' && name.endsWith('Error') && name !== 'EventStreamError');
+  const exportedClasses = Object.entries(api).filter(
+    ([name, value]) => typeof value === 'function' && name.endsWith('Error') && name !== 'EventStreamError',
+  );
   assert.equal(samples.length - 3, exportedClasses.length, 'a sample per exported error class (HttpRequestError has four codes)');
   for (const [error, code] of samples) {
     assert.ok(error instanceof api.EventStreamError, `${error.name} is an EventStreamError`);

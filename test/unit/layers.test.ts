@@ -38,9 +38,10 @@ function layerOf(path: string): number {
 /** Relative imports of a module, as paths under src/ (type-only imports included: they are dependencies too). */
 function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');
-  return [...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s*'(\.{1,2}\/[^']+)'/g), ...text.matchAll(/import\(\s*'(\.{1,2}\/[^']+)'\s*\)/g)].map((m) =>
-    relative(src, resolve(dirname(file), m[1]!.replace(/\.js$/, '.ts'))),
-  );
+  return [
+    ...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s*'(\.{1,2}\/[^']+)'/g),
+    ...text.matchAll(/import\(\s*'(\.{1,2}\/[^']+)'\s*\)/g),
+  ].map((m) => relative(src, resolve(dirname(file), m[1]!.replace(/\.js$/, '.ts'))));
 }
 
 const modules = files(src, /\.ts$/).map((file) => ({ path: relative(src, file), imports: importsOf(file) }));
@@ -54,7 +55,8 @@ test('imports in src/ only point down the layers', () => {
   const upward: string[] = [];
   for (const { path, imports } of modules) {
     for (const target of imports) {
-      if (layerOf(target) > layerOf(path)) upward.push(`src/${path} (${LAYERS[layerOf(path)]![0]}) imports src/${target} (${LAYERS[layerOf(target)]![0]})`);
+      if (layerOf(target) > layerOf(path))
+        upward.push(`src/${path} (${LAYERS[layerOf(path)]![0]}) imports src/${target} (${LAYERS[layerOf(target)]![0]})`);
     }
   }
   assert.deepEqual(upward, []);
@@ -80,7 +82,7 @@ test('transport adapters are independent of one another', () => {
 
 test('the layer test sees real imports (an upward one would be caught)', () => {
   const pipeline = modules.find(({ path }) => path === 'core/request-pipeline.ts');
-  assert.ok(pipeline !== undefined && pipeline.imports.includes('admission/accept.ts'));
+  assert.ok(pipeline?.imports.includes('admission/accept.ts'));
   assert.ok(layerOf('adapters/node/node-handler.ts') > layerOf('core/request-pipeline.ts'));
 });
 
@@ -88,5 +90,8 @@ test('src/ and bench/ never import test/', () => {
   const offenders = [...files(src, /\.ts$/), ...files(join(root, 'bench'), /\.(js|ts)$/)].filter((file) =>
     /(from\s*|import\(\s*|tsImport\(\s*)['"][^'"]*\/test\//.test(readFileSync(file, 'utf8')),
   );
-  assert.deepEqual(offenders.map((file) => relative(root, file)), []);
+  assert.deepEqual(
+    offenders.map((file) => relative(root, file)),
+    [],
+  );
 });

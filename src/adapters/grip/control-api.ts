@@ -1,6 +1,6 @@
 import { HttpStreamFormat, Item } from '@fanoutio/grip';
-import { eventTextLength, singleChannelText } from '../../sse/event-text.js';
 import { GripPublishError } from '../../errors.js';
+import { eventTextLength, singleChannelText } from '../../sse/event-text.js';
 import type { StoredEvent } from '../../types.js';
 import type { GripProxy } from './proxy-config.js';
 

@@ -1,21 +1,20 @@
 import { setMaxListeners } from 'node:events';
+import { type Access, closingTime } from '../../admission/access.js';
 import type { HoldInstructions, ProxyGateway } from '../../core/proxy-gateway.js';
 import { EventStreamClosedError, HttpRequestError } from '../../errors.js';
-import { type Access, closingTime } from '../../admission/access.js';
 import { streamCloseText } from '../../sse/encoder.js';
 import type { StreamPosition } from '../../sse/event-id.js';
 import { EVENT_STREAM_HEADERS } from '../../sse/headers.js';
 import { asStoreError } from '../../stores/store-error.js';
-import type { EventStore } from '../../types.js';
+import type { EventStore, StoredEvent } from '../../types.js';
 import { closeHeldStreams } from './control-api.js';
 import { parseGripLast } from './grip-last.js';
-import { startHeldStream } from './held-stream.js';
-import type { StoredEvent } from '../../types.js';
-import { resolveGripProxies, type GripProxy } from './proxy-config.js';
+import { type HeldStreamStart, startHeldStream } from './held-stream.js';
 import { holdInstructions } from './hold-instructions.js';
-import { LinkSigner } from './stream-link.js';
+import { type GripProxy, resolveGripProxies } from './proxy-config.js';
 import { ProxyQueue } from './proxy-queue.js';
 import { isProxiedRequest } from './signature.js';
+import { LinkSigner } from './stream-link.js';
 
 export interface GripBridgeOptions {
   gripPrefix: string;
@@ -110,7 +109,13 @@ export class GripBridge implements ProxyGateway {
     access: Access,
   ): Promise<HoldInstructions> {
     const closeAt = access.until === null ? null : this.expiryBucket(access.until);
-    return this.holdFor(channels, gripLast === undefined ? resume : parseGripLast(gripLast, this.options.gripPrefix), gripLast !== undefined, url, closeAt);
+    return this.holdFor(
+      channels,
+      gripLast === undefined ? resume : parseGripLast(gripLast, this.options.gripPrefix),
+      gripLast !== undefined,
+      url,
+      closeAt,
+    );
   }
 
   /**
@@ -136,7 +141,15 @@ export class GripBridge implements ProxyGateway {
 
   /** Ends every held stream on `channel` through each proxy, telling it why first. */
   async disconnect(channel: string, reason: string): Promise<void> {
-    await this.everyProxy((proxy) => closeHeldStreams(proxy, closeChannel(this.gripChannel(channel)), streamCloseText(reason), this.options.gripPublishTimeout, this.closing.signal));
+    await this.everyProxy((proxy) =>
+      closeHeldStreams(
+        proxy,
+        closeChannel(this.gripChannel(channel)),
+        streamCloseText(reason),
+        this.options.gripPublishTimeout,
+        this.closing.signal,
+      ),
+    );
   }
 
   private async holdFor(
@@ -146,9 +159,16 @@ export class GripBridge implements ProxyGateway {
     url: string,
     closeAt: number | null,
   ): Promise<HoldInstructions> {
-    let start;
+    let start: HeldStreamStart;
     try {
-      start = await startHeldStream(this.store, channels, position, recovering, this.options.maxBufferBytes, this.options.clientRetry);
+      start = await startHeldStream(
+        this.store,
+        channels,
+        position,
+        recovering,
+        this.options.maxBufferBytes,
+        this.options.clientRetry,
+      );
     } catch (error) {
       if (error instanceof HttpRequestError) throw error;
       throw asStoreError(error, 'reading the event store');
@@ -185,13 +205,22 @@ export class GripBridge implements ProxyGateway {
 
   private scheduleExpiry(closeAt: number): void {
     if (this.expiries.has(closeAt) || this.closing.signal.aborted) return;
-    const timer = setTimeout(() => {
-      this.expiries.delete(closeAt);
-      // Should this fail, each idle stream's link fetch after its closing time ends it.
-      this.everyProxy((proxy) =>
-        closeHeldStreams(proxy, this.expiryChannel(closeAt), streamCloseText('expired'), this.options.gripPublishTimeout, this.closing.signal),
-      ).catch(() => {});
-    }, Math.max(0, closeAt - Date.now()));
+    const timer = setTimeout(
+      () => {
+        this.expiries.delete(closeAt);
+        // Should this fail, each idle stream's link fetch after its closing time ends it.
+        this.everyProxy((proxy) =>
+          closeHeldStreams(
+            proxy,
+            this.expiryChannel(closeAt),
+            streamCloseText('expired'),
+            this.options.gripPublishTimeout,
+            this.closing.signal,
+          ),
+        ).catch(() => {});
+      },
+      Math.max(0, closeAt - Date.now()),
+    );
     timer.unref();
     this.expiries.set(closeAt, timer);
   }

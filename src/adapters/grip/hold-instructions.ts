@@ -46,7 +46,8 @@ export function holdInstructions(options: HoldOptions): HoldInstructions {
   };
   if (link !== null) {
     const timeout = options.linkTimeoutSeconds ?? null;
-    headers['grip-link'] = `<${link.replace(/[<>"\s]/g, encodeURIComponent)}>; rel=next${timeout === null ? '' : `; timeout=${timeout}`}`;
+    headers['grip-link'] =
+      `<${link.replace(/[<>"\s]/g, encodeURIComponent)}>; rel=next${timeout === null ? '' : `; timeout=${timeout}`}`;
   }
   if (keepAliveMs > 0) {
     const seconds = Math.max(1, Math.round(keepAliveMs / 1000));

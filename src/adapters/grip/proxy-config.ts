@@ -1,8 +1,8 @@
-import { parseGripUri, PublisherClient, type IPublisherClient } from '@fanoutio/grip';
-import { GripConfigError } from '../../errors.js';
+import { type IPublisherClient, PublisherClient, parseGripUri } from '@fanoutio/grip';
 import { unknownOptionProblem } from '../../common/option-checks.js';
+import { GripConfigError } from '../../errors.js';
 import type { GripProxyConfig, GripPublisherLike } from '../../types.js';
-import { signatureVerifier, type SignatureVerifier } from './signature.js';
+import { type SignatureVerifier, signatureVerifier } from './signature.js';
 
 /** One proxy, reduced to what publishing and signature checks need. */
 export interface GripProxy {

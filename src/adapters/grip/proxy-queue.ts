@@ -1,7 +1,7 @@
 import { EventStreamClosedError, GripPublishError } from '../../errors.js';
 import type { StoredEvent } from '../../types.js';
-import type { GripProxy } from './proxy-config.js';
 import { groupItems, publishToProxy } from './control-api.js';
+import type { GripProxy } from './proxy-config.js';
 
 export interface ProxyQueueSettings {
   /** The GRIP channel of a channel (the bridge applies the prefix). */

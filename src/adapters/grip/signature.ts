@@ -1,4 +1,13 @@
-import { createHmac, createPublicKey, createSecretKey, KeyObject, timingSafeEqual, verify, webcrypto, type JsonWebKey } from 'node:crypto';
+import {
+  createHmac,
+  createPublicKey,
+  createSecretKey,
+  type JsonWebKey,
+  KeyObject,
+  timingSafeEqual,
+  verify,
+  type webcrypto,
+} from 'node:crypto';
 import { JwkKey, loadKey, PemKey } from '@fanoutio/grip';
 import { GripConfigError } from '../../errors.js';
 import type { GripProxy } from './proxy-config.js';

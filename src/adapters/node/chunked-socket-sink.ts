@@ -1,7 +1,7 @@
 import { OutgoingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { ResponseWriteSink, ServerResponseSink } from './server-response-sink.js';
 import type { EventSink } from '../../delivery/event-sink.js';
+import { ResponseWriteSink, ServerResponseSink } from './server-response-sink.js';
 
 /**
  * The last chunk framed and its framing. A hub hands one frame's shared bytes

@@ -1,7 +1,7 @@
 import { Http2ServerResponse } from 'node:http2';
 import type { EventStreamCore } from '../../core/event-stream-core.js';
 import type { HoldInstructions } from '../../core/proxy-gateway.js';
-import { serveStreamRequest, type StreamTransport } from '../../core/request-pipeline.js';
+import { type StreamTransport, serveStreamRequest } from '../../core/request-pipeline.js';
 import type { EventSink } from '../../delivery/event-sink.js';
 import { EVENT_STREAM_HEADERS } from '../../sse/headers.js';
 import type { AuthorizeFunction, NodeRequest, SseResponse } from '../../types.js';

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { EventStreamAbortedError } from '../../errors.js';
 import type { EventSink } from '../../delivery/event-sink.js';
+import { EventStreamAbortedError } from '../../errors.js';
 
 /**
  * The sink behind a web `Response` body: a byte-counted ReadableStream. What

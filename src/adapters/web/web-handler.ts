@@ -1,6 +1,6 @@
 import type { EventStreamCore } from '../../core/event-stream-core.js';
 import type { HoldInstructions } from '../../core/proxy-gateway.js';
-import { serveStreamRequest, type StreamTransport } from '../../core/request-pipeline.js';
+import { type StreamTransport, serveStreamRequest } from '../../core/request-pipeline.js';
 import { EVENT_STREAM_HEADERS } from '../../sse/headers.js';
 import type { AuthorizeFunction } from '../../types.js';
 import { BodySink } from './body-sink.js';

@@ -65,15 +65,17 @@ export class RedisConnections {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.command, this.subscriber].map(async (connecting) => {
-      if (connecting === undefined) return;
-      const connection = await connecting.catch(() => undefined);
-      if (connection === undefined) return;
-      const { redis } = connection;
-      // QUIT lets replies in flight arrive; a connection that is not up has nothing to wait for.
-      if (redis.status === 'ready') await redis.quit().catch(() => {});
-      redis.disconnect();
-    }));
+    await Promise.all(
+      [this.command, this.subscriber].map(async (connecting) => {
+        if (connecting === undefined) return;
+        const connection = await connecting.catch(() => undefined);
+        if (connection === undefined) return;
+        const { redis } = connection;
+        // QUIT lets replies in flight arrive; a connection that is not up has nothing to wait for.
+        if (redis.status === 'ready') await redis.quit().catch(() => {});
+        redis.disconnect();
+      }),
+    );
   }
 
   private loadRedis(): Promise<RedisClass> {

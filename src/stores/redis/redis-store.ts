@@ -19,7 +19,12 @@ export interface RedisEventStoreOptions {
   maxAge?: number;
 }
 
-const OPTION_KEYS = { url: true, keyPrefix: true, maxEvents: true, maxAge: true } as const satisfies OptionKeys<RedisEventStoreOptions>;
+const OPTION_KEYS = {
+  url: true,
+  keyPrefix: true,
+  maxEvents: true,
+  maxAge: true,
+} as const satisfies OptionKeys<RedisEventStoreOptions>;
 
 /**
  * A store shared by several processes through Redis: per channel a counter
@@ -62,7 +67,9 @@ export class RedisEventStore implements EventStore {
     this.keyPrefix = options.keyPrefix ?? 'eventstream:';
     if (typeof this.keyPrefix !== 'string' || /[{}]/.test(this.keyPrefix)) {
       // Braces in the prefix would change which part of the key Redis Cluster hashes.
-      throw new InvalidOptionError(`RedisEventStore: keyPrefix must be a string without { or }, got ${String(options.keyPrefix)}`);
+      throw new InvalidOptionError(
+        `RedisEventStore: keyPrefix must be a string without { or }, got ${String(options.keyPrefix)}`,
+      );
     }
     this.maxEvents = integerOption(options.maxEvents, 'RedisEventStore: maxEvents', 1000, 0);
     this.maxAge = integerOption(options.maxAge, 'RedisEventStore: maxAge', 300_000, 1);
@@ -87,7 +94,8 @@ export class RedisEventStore implements EventStore {
         evalScript(redis, APPEND, [keys.seq, keys.log, keys.epoch], [this.maxEvents, this.maxAge, keys.pubsub, floor, ...bodies]),
       ),
     );
-    if (subscription !== undefined && first + bodies.length - 1 > subscription.seen) subscription.seen = first + bodies.length - 1;
+    if (subscription !== undefined && first + bodies.length - 1 > subscription.seen)
+      subscription.seen = first + bodies.length - 1;
     return first;
   }
 

@@ -131,7 +131,12 @@ return string.format('%d', current)
 `);
 
 /** EVALSHA, falling back to EVAL when Redis does not have the script (first use, or after a restart). */
-export async function evalScript(redis: Redis, { lua, sha }: Script, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+export async function evalScript(
+  redis: Redis,
+  { lua, sha }: Script,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<unknown> {
   try {
     return await redis.evalsha(sha, keys.length, ...keys, ...args);
   } catch (error) {

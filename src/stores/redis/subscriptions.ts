@@ -4,7 +4,7 @@ import type { StoreListener, StoreLossListener, StoreWatch } from '../../types.j
 import { asStoreError } from '../store-error.js';
 import type { RedisConnections } from './connection.js';
 import { channelKeys } from './keys.js';
-import { type ChannelSubscription, type WatchHost, Watcher } from './watcher.js';
+import { type ChannelSubscription, Watcher, type WatchHost } from './watcher.js';
 
 /** The reads a watch makes through the store's command connection. */
 export type HistoryReads = Pick<WatchHost, 'head' | 'readSince' | 'repair'>;

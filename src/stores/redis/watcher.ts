@@ -1,5 +1,5 @@
-import { asStoreError } from '../store-error.js';
 import type { HistoryPage, StoredEvent, StoreListener, StoreLossListener, StoreWatch } from '../../types.js';
+import { asStoreError } from '../store-error.js';
 
 /** How long a watch waits before reading the history again after Redis refused a read. */
 const RETRY_MS = 250;

@@ -10,13 +10,26 @@ test('accept: a missing or empty header admits the stream (EventSource and most 
 });
 
 test('accept: text/event-stream, text/* and */* admit it, case and spaces aside', () => {
-  for (const header of ['text/event-stream', 'TEXT/Event-Stream', ' text/event-stream ; charset=utf-8', 'text/*', '*/*', 'application/json, */*;q=0.1']) {
+  for (const header of [
+    'text/event-stream',
+    'TEXT/Event-Stream',
+    ' text/event-stream ; charset=utf-8',
+    'text/*',
+    '*/*',
+    'application/json, */*;q=0.1',
+  ]) {
     assert.equal(acceptsEventStream(header), true, header);
   }
 });
 
 test('accept: only other media types refuse it', () => {
-  for (const header of ['application/json', 'text/html, application/xhtml+xml', 'image/*', 'text/event-streams', 'event-stream']) {
+  for (const header of [
+    'application/json',
+    'text/html, application/xhtml+xml',
+    'image/*',
+    'text/event-streams',
+    'event-stream',
+  ]) {
     assert.equal(acceptsEventStream(header), false, header);
   }
 });

@@ -14,10 +14,14 @@ const resolve = (spec: unknown, values: RouteValues) => compile(spec)({ values }
 
 test('channel spec: fixed names resolve to themselves without reading the route', async () => {
   let read = 0;
-  const resolver = compileChannelSpec<FakeRequest, undefined>(['a', 'b:c'], () => {
-    read++;
-    return {};
-  }, limits);
+  const resolver = compileChannelSpec<FakeRequest, undefined>(
+    ['a', 'b:c'],
+    () => {
+      read++;
+      return {};
+    },
+    limits,
+  );
   assert.deepEqual(await resolver({ values: {} }, undefined), ['a', 'b:c']);
   assert.deepEqual(await compile('news')({ values: {} }, undefined), ['news']);
   assert.equal(read, 0);
@@ -31,10 +35,10 @@ test('channel spec: a function is the resolver itself', () => {
 test('channel spec: {param} tokens come from params first, then the query (object or URLSearchParams)', async () => {
   assert.deepEqual(await resolve('room-{id}', { params: { id: '7' }, query: { id: 'no' } }), ['room-7']);
   assert.deepEqual(await resolve('room-{id}', { query: { id: '8' } }), ['room-8']);
-  assert.deepEqual(await resolve(['user/{user}', 'team/{team}:{user}'], { params: { user: 'u1' }, query: new URLSearchParams('team=t9') }), [
-    'user/u1',
-    'team/t9:u1',
-  ]);
+  assert.deepEqual(
+    await resolve(['user/{user}', 'team/{team}:{user}'], { params: { user: 'u1' }, query: new URLSearchParams('team=t9') }),
+    ['user/u1', 'team/t9:u1'],
+  );
   const fromAsync = compileChannelSpec<FakeRequest, { params: Promise<{ id: string }> }>(
     '{id}',
     async (_req, context) => ({ params: await context.params }),
@@ -45,12 +49,15 @@ test('channel spec: {param} tokens come from params first, then the query (objec
 
 test('channel spec: a missing, empty or repeated parameter is a 400 naming it', async () => {
   const refusal = async (values: RouteValues, message: RegExp): Promise<void> => {
-    await assert.rejects(async () => resolve('room-{id}', values), (error: unknown) => {
-      assert.ok(error instanceof HttpRequestError);
-      assert.equal(error.status, 400);
-      assert.match(error.message, message);
-      return true;
-    });
+    await assert.rejects(
+      async () => resolve('room-{id}', values),
+      (error: unknown) => {
+        assert.ok(error instanceof HttpRequestError);
+        assert.equal(error.status, 400);
+        assert.match(error.message, message);
+        return true;
+      },
+    );
   };
   await refusal({}, /Missing route parameter "id"/);
   await refusal({ params: { id: '' } }, /Missing route parameter "id"/);
@@ -78,7 +85,11 @@ test('channel spec: specs that can only make refused names throw InvalidChannelE
     [{ name: 'a' }, /got object/],
   ];
   for (const [spec, message] of refused) {
-    assert.throws(() => compile(spec), (error: unknown) => error instanceof InvalidChannelError && message.test(error.message), String(spec));
+    assert.throws(
+      () => compile(spec),
+      (error: unknown) => error instanceof InvalidChannelError && message.test(error.message),
+      String(spec),
+    );
   }
 });
 

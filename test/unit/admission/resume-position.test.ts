@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { HttpRequestError } from '../../../src/index.js';
 import { parseGripLast } from '../../../src/adapters/grip/grip-last.js';
 import { parseEventId } from '../../../src/admission/resume-position.js';
+import { HttpRequestError } from '../../../src/index.js';
 import { formatEventId } from '../../../src/sse/event-id.js';
 
 const limits = { maxChannelNameLength: 128 };
@@ -13,11 +13,18 @@ const sequence = fc.maxSafeInteger().filter((n) => n >= 0);
 
 test('property: a position on any set of channels round-trips through its id', () => {
   fc.assert(
-    fc.property(fc.uniqueArray(channelName, { minLength: 1, maxLength: 16 }), fc.array(sequence, { minLength: 16, maxLength: 16 }), (channels, seqs) => {
-      const positions = channels.map((_, i) => seqs[i]!);
-      const parsed = parseEventId(formatEventId(channels, positions), limits);
-      assert.deepEqual([...parsed.entries()], channels.map((channel, i) => [channel, positions[i]]));
-    }),
+    fc.property(
+      fc.uniqueArray(channelName, { minLength: 1, maxLength: 16 }),
+      fc.array(sequence, { minLength: 16, maxLength: 16 }),
+      (channels, seqs) => {
+        const positions = channels.map((_, i) => seqs[i]!);
+        const parsed = parseEventId(formatEventId(channels, positions), limits);
+        assert.deepEqual(
+          [...parsed.entries()],
+          channels.map((channel, i) => [channel, positions[i]]),
+        );
+      },
+    ),
     { numRuns: 2000 },
   );
 });
@@ -25,7 +32,7 @@ test('property: a position on any set of channels round-trips through its id', (
 test('property: an id either parses to names and sequences that format back to it, or is a 400', () => {
   fc.assert(
     fc.property(fc.string({ unit: 'binary', maxLength: 60 }), (text) => {
-      let parsed;
+      let parsed: ReturnType<typeof parseEventId>;
       try {
         parsed = parseEventId(text, limits);
       } catch (error) {
@@ -40,9 +47,15 @@ test('property: an id either parses to names and sequences that format back to i
 });
 
 test("Pushpin's Grip-Last is read per prefixed channel; other channels and bad values are ignored", () => {
-  const position = parseGripLast('events-a; last-id=5, events-b:c;last-id=17, other-x; last-id=3, events-d; last-id=zz', 'events-');
-  assert.deepEqual([...position.entries()], [
-    ['a', 5],
-    ['b:c', 17],
-  ]);
+  const position = parseGripLast(
+    'events-a; last-id=5, events-b:c;last-id=17, other-x; last-id=3, events-d; last-id=zz',
+    'events-',
+  );
+  assert.deepEqual(
+    [...position.entries()],
+    [
+      ['a', 5],
+      ['b:c', 17],
+    ],
+  );
 });

@@ -9,19 +9,19 @@ import { EventSource } from 'eventsource';
 import express, { type ErrorRequestHandler } from 'express';
 import fc from 'fast-check';
 import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
+import { bearerToken, cookieValue, queryValue } from '../../../src/admission/request-credentials.js';
+import { allows } from '../../../src/admission/subscriber-tokens.js';
 import {
+  type CreateSubscriberTokenOptions,
   createSubscriberToken,
   HttpRequestError,
   InvalidArgumentError,
   InvalidOptionError,
-  subscriberTokens,
-  type CreateSubscriberTokenOptions,
   type SubscriberTokensOptions,
+  subscriberTokens,
 } from '../../../src/index.js';
-import { allows } from '../../../src/admission/subscriber-tokens.js';
-import { bearerToken, cookieValue, queryValue } from '../../../src/admission/request-credentials.js';
-import { listen } from '../../helpers/server.js';
 import type { AuthorizeFunction } from '../../../src/types.js';
+import { listen } from '../../helpers/server.js';
 
 const SECRET = 'a test secret that is long enough for HS256!';
 const key = new TextEncoder().encode(SECRET);
@@ -53,7 +53,11 @@ function token(channels: readonly string[], extra: Partial<CreateSubscriberToken
 }
 
 /** A token minted by jose directly, for what createSubscriberToken would never make. */
-function minted(payload: Record<string, unknown>, alg = 'HS256', signingKey: Parameters<SignJWT['sign']>[0] = key): Promise<string> {
+function minted(
+  payload: Record<string, unknown>,
+  alg = 'HS256',
+  signingKey: Parameters<SignJWT['sign']>[0] = key,
+): Promise<string> {
   return new SignJWT(payload).setProtectedHeader({ alg }).sign(signingKey);
 }
 
@@ -102,7 +106,10 @@ test('createSubscriberToken: refuses a secret under 32 bytes (counted in UTF-8 b
   // 16 two-byte characters are 32 bytes: enough.
   await createSubscriberToken({ secret: 'é'.repeat(16), channels: ['a'], expiresIn: 60 });
   for (const secret of [undefined, 42, null, ['x'.repeat(40)], new Uint16Array(32)]) {
-    await assert.rejects(createSubscriberToken({ secret, channels: ['a'], expiresIn: 60 } as unknown as CreateSubscriberTokenOptions), InvalidArgumentError);
+    await assert.rejects(
+      createSubscriberToken({ secret, channels: ['a'], expiresIn: 60 } as unknown as CreateSubscriberTokenOptions),
+      InvalidArgumentError,
+    );
   }
 });
 
@@ -110,7 +117,8 @@ test('createSubscriberToken: channels must be a non-empty array of names or pref
   for (const channels of [[], 'user-42', undefined, [42], ['ok', null], [''], ['a*b'], ['a b'], ['**'], ['room,1']]) {
     await assert.rejects(
       createSubscriberToken({ secret: SECRET, channels, expiresIn: 60 } as unknown as CreateSubscriberTokenOptions),
-      (error: unknown) => error instanceof InvalidArgumentError && error instanceof TypeError && error.code === 'ERR_EVENTSTREAM_INVALID_ARGUMENT',
+      (error: unknown) =>
+        error instanceof InvalidArgumentError && error instanceof TypeError && error.code === 'ERR_EVENTSTREAM_INVALID_ARGUMENT',
       JSON.stringify(channels),
     );
   }
@@ -128,11 +136,19 @@ test('createSubscriberToken: expiresIn must be a positive whole number of second
 });
 
 test('createSubscriberToken: unknown option keys and bad option types are refused', async () => {
-  await assert.rejects(createSubscriberToken({ secret: SECRET, channels: ['a'], expiresIn: 60, expiresin: 5 } as unknown as CreateSubscriberTokenOptions), (error: unknown) => {
-    assert.ok(error instanceof InvalidOptionError);
-    assert.match(error.message, /unknown option "expiresin"; did you mean "expiresIn"\?/);
-    return true;
-  });
+  await assert.rejects(
+    createSubscriberToken({
+      secret: SECRET,
+      channels: ['a'],
+      expiresIn: 60,
+      expiresin: 5,
+    } as unknown as CreateSubscriberTokenOptions),
+    (error: unknown) => {
+      assert.ok(error instanceof InvalidOptionError);
+      assert.match(error.message, /unknown option "expiresin"; did you mean "expiresIn"\?/);
+      return true;
+    },
+  );
   for (const extra of [{ subject: 42 }, { subject: '' }, { issuer: {} }, { audience: [] }, { audience: ['ok', 3] }]) {
     await assert.rejects(token(['a'], extra as Partial<CreateSubscriberTokenOptions>), InvalidOptionError, JSON.stringify(extra));
   }
@@ -147,9 +163,25 @@ test('subscriberTokens: refuses a short or missing secret, unknown keys, and bad
   assert.throws(() => subscriberTokens({ secret: 'short' }), InvalidArgumentError);
   assert.throws(() => subscriberTokens({} as SubscriberTokensOptions), InvalidArgumentError);
   assert.throws(() => subscriberTokens(undefined as unknown as SubscriberTokensOptions), InvalidArgumentError);
-  assert.throws(() => subscriberTokens({ secret: SECRET, cookies: 'x' } as unknown as SubscriberTokensOptions), /unknown option "cookies"; did you mean "cookie"\?/);
-  for (const extra of [{ cookie: '' }, { cookie: 'a b' }, { cookie: 'a;b' }, { cookie: true }, { query: '' }, { query: 5 }, { issuer: '' }, { audience: 7 }]) {
-    assert.throws(() => subscriberTokens({ secret: SECRET, ...extra } as unknown as SubscriberTokensOptions), InvalidOptionError, JSON.stringify(extra));
+  assert.throws(
+    () => subscriberTokens({ secret: SECRET, cookies: 'x' } as unknown as SubscriberTokensOptions),
+    /unknown option "cookies"; did you mean "cookie"\?/,
+  );
+  for (const extra of [
+    { cookie: '' },
+    { cookie: 'a b' },
+    { cookie: 'a;b' },
+    { cookie: true },
+    { query: '' },
+    { query: 5 },
+    { issuer: '' },
+    { audience: 7 },
+  ]) {
+    assert.throws(
+      () => subscriberTokens({ secret: SECRET, ...extra } as unknown as SubscriberTokensOptions),
+      InvalidOptionError,
+      JSON.stringify(extra),
+    );
   }
 });
 
@@ -160,7 +192,10 @@ test('authorize: allows a token from the Bearer header until its exp, in epoch m
   const decision = await subscriberTokens({ secret: SECRET })(bearer(jwt), ['user-42']);
   assert.deepEqual(decision, { until: decodeJwt(jwt).exp! * 1000 });
   // The scheme name is case-insensitive (RFC 7235), extra spaces are tolerated.
-  assert.deepEqual(await subscriberTokens({ secret: SECRET })(webRequest({ authorization: `  bEaReR   ${jwt}  ` }), ['user-42']), decision);
+  assert.deepEqual(
+    await subscriberTokens({ secret: SECRET })(webRequest({ authorization: `  bEaReR   ${jwt}  ` }), ['user-42']),
+    decision,
+  );
 });
 
 test('authorize: reads the cookie among others, quoted or not, first of a repeated name; then the query', async () => {
@@ -181,7 +216,10 @@ test('authorize: the header wins over the cookie, the cookie over the query; ano
   const authorize = subscriberTokens({ secret: SECRET });
   const [h, c, q] = await Promise.all([token(['h']), token(['c']), token(['q'])]);
   const all = (authorization?: string) =>
-    webRequest({ ...(authorization === undefined ? {} : { authorization }), cookie: `eventstream_token=${c}` }, `/events?token=${q}`);
+    webRequest(
+      { ...(authorization === undefined ? {} : { authorization }), cookie: `eventstream_token=${c}` },
+      `/events?token=${q}`,
+    );
   await authorize(all(`Bearer ${h}`), ['h']);
   await refused(authorize(all(`Bearer ${h}`), ['c']), 403, /"c"/);
   await authorize(all(), ['c']);
@@ -195,16 +233,28 @@ test('authorize: custom cookie and query names; false turns a source off', async
   const custom = subscriberTokens({ secret: SECRET, cookie: 'sse', query: 'access_token' });
   await custom(webRequest({ cookie: `sse=${jwt}` }), ['a']);
   await custom(webRequest({}, `/e?access_token=${jwt}`), ['a']);
-  await refused(custom(webRequest({ cookie: `eventstream_token=${jwt}` }, `/e?token=${jwt}`), ['a']), 401, /No subscriber token: send an "Authorization: Bearer <token>" header, the "sse" cookie or the "access_token" query parameter/);
+  await refused(
+    custom(webRequest({ cookie: `eventstream_token=${jwt}` }, `/e?token=${jwt}`), ['a']),
+    401,
+    /No subscriber token: send an "Authorization: Bearer <token>" header, the "sse" cookie or the "access_token" query parameter/,
+  );
 
   const headerOnly = subscriberTokens({ secret: SECRET, cookie: false, query: false });
-  await refused(headerOnly(webRequest({ cookie: `eventstream_token=${jwt}` }, `/e?token=${jwt}`), ['a']), 401, /send an "Authorization: Bearer <token>" header\.$/);
+  await refused(
+    headerOnly(webRequest({ cookie: `eventstream_token=${jwt}` }, `/e?token=${jwt}`), ['a']),
+    401,
+    /send an "Authorization: Bearer <token>" header\.$/,
+  );
   await headerOnly(bearer(jwt), ['a']);
 });
 
 test('authorize: no token, or a Bearer header without a well-formed token, is a 401 saying so', async () => {
   const authorize = subscriberTokens({ secret: SECRET });
-  await refused(authorize(webRequest(), ['a']), 401, /^No subscriber token: send .*"eventstream_token" cookie or the "token" query parameter\.$/);
+  await refused(
+    authorize(webRequest(), ['a']),
+    401,
+    /^No subscriber token: send .*"eventstream_token" cookie or the "token" query parameter\.$/,
+  );
   await refused(authorize(webRequest({}, '/events?token='), ['a']), 401, /No subscriber token/);
   for (const header of ['Bearer', 'Bearer ', 'bearer \t ', 'Bearer two words', 'Bearer a,b', 'Bearer "quoted"']) {
     await refused(authorize(webRequest({ authorization: header }), ['a']), 401, /^Malformed Authorization header/);
@@ -228,7 +278,11 @@ test('property: any text as a token is refused with a 401, never another error',
       fc.oneof(
         fc.string({ unit: 'binary', maxLength: 200 }),
         fc.tuple(fc.base64String(), fc.base64String(), fc.base64String()).map((parts) => parts.join('.').replaceAll('=', '')),
-        fc.json().map((json) => `${Buffer.from('{"alg":"HS256"}').toString('base64url')}.${Buffer.from(json).toString('base64url')}.AAAA`),
+        fc
+          .json()
+          .map(
+            (json) => `${Buffer.from('{"alg":"HS256"}').toString('base64url')}.${Buffer.from(json).toString('base64url')}.AAAA`,
+          ),
       ),
       async (text) => {
         const request = webRequest({}, `/events?token=${encodeURIComponent(text)}`);
@@ -252,7 +306,11 @@ test('authorize: tokens signed with another algorithm or secret are refused with
   const { privateKey } = await generateKeyPair('RS256');
   await refused(authorize(bearer(await minted(payload, 'RS256', privateKey)), ['a']), 401, /HS256/);
   const otherSecret = new TextEncoder().encode('another secret, just as long as the first one');
-  await refused(authorize(bearer(await minted(payload, 'HS256', otherSecret)), ['a']), 401, /^Subscriber token signature is invalid\.$/);
+  await refused(
+    authorize(bearer(await minted(payload, 'HS256', otherSecret)), ['a']),
+    401,
+    /^Subscriber token signature is invalid\.$/,
+  );
   // The same token with the right secret passes, so the refusals above are about the algorithm and key.
   assert.deepEqual(await authorize(bearer(await minted(payload)), ['a']), { until: exp * 1000 });
 });
@@ -266,10 +324,18 @@ test('authorize: a tampered token (channels widened, signature kept) is refused 
 
 test('authorize: an expired token, or one without exp, is refused with 401', async () => {
   const authorize = subscriberTokens({ secret: SECRET });
-  await refused(authorize(bearer(await minted({ channels: ['a'], exp: now() - 10 })), ['a']), 401, /^Subscriber token has expired\.$/);
+  await refused(
+    authorize(bearer(await minted({ channels: ['a'], exp: now() - 10 })), ['a']),
+    401,
+    /^Subscriber token has expired\.$/,
+  );
   await refused(authorize(bearer(await minted({ channels: ['a'] })), ['a']), 401, /no valid expiry/);
   await refused(authorize(bearer(await minted({ channels: ['a'], exp: 'tomorrow' })), ['a']), 401, /Subscriber token/);
-  await refused(authorize(bearer(await minted({ channels: ['a'], exp: now() + 60, nbf: now() + 30 })), ['a']), 401, /not valid yet/);
+  await refused(
+    authorize(bearer(await minted({ channels: ['a'], exp: now() + 60, nbf: now() + 30 })), ['a']),
+    401,
+    /not valid yet/,
+  );
 });
 
 test('authorize: iss and aud are checked when configured, and not otherwise', async () => {
@@ -278,8 +344,16 @@ test('authorize: iss and aud are checked when configured, and not otherwise', as
   const good = await token(['a'], { issuer: 'https://app.example', audience: 'events' });
   await strict(bearer(good), ['a']);
   await strict(bearer(await token(['a'], { issuer: 'https://app.example', audience: ['other', 'events'] })), ['a']);
-  await refused(strict(bearer(await token(['a'], { issuer: 'https://evil.example', audience: 'events' })), ['a']), 401, /issued by someone else/);
-  await refused(strict(bearer(await token(['a'], { issuer: 'https://app.example', audience: 'admin' })), ['a']), 401, /another audience/);
+  await refused(
+    strict(bearer(await token(['a'], { issuer: 'https://evil.example', audience: 'events' })), ['a']),
+    401,
+    /issued by someone else/,
+  );
+  await refused(
+    strict(bearer(await token(['a'], { issuer: 'https://app.example', audience: 'admin' })), ['a']),
+    401,
+    /another audience/,
+  );
   await refused(strict(bearer(await token(['a'])), ['a']), 401, /Subscriber token/);
   await loose(bearer(await token(['a'], { issuer: 'https://evil.example', audience: 'admin' })), ['a']);
   const either = subscriberTokens({ secret: SECRET, audience: ['web', 'mobile'] });
@@ -323,7 +397,11 @@ test('authorize: every channel asked for must be allowed, else a 403 naming the 
   const jwt = await token(['user-4*', 'news']);
   await authorize(bearer(jwt), ['user-42', 'news']);
   await refused(authorize(bearer(jwt), ['user-42', 'admin']), 403, /^Subscriber token does not allow channel "admin"\.$/);
-  await refused(authorize(bearer(jwt), ['users', 'user-5', 'news']), 403, /^Subscriber token does not allow channels "users", "user-5"\.$/);
+  await refused(
+    authorize(bearer(jwt), ['users', 'user-5', 'news']),
+    403,
+    /^Subscriber token does not allow channels "users", "user-5"\.$/,
+  );
   const everything = await token(['*']);
   await authorize(bearer(everything), ['admin', 'user-1', 'x']);
 });
@@ -339,7 +417,8 @@ function textAnswer(res: http.ServerResponse, status: number, body: string): voi
 function answer(res: http.ServerResponse, decision: Promise<unknown>): void {
   decision.then(
     (value) => textAnswer(res, 200, JSON.stringify(value)),
-    (error: unknown) => (error instanceof HttpRequestError ? textAnswer(res, error.status, error.message) : textAnswer(res, 500, 'internal error')),
+    (error: unknown) =>
+      error instanceof HttpRequestError ? textAnswer(res, error.status, error.message) : textAnswer(res, 500, 'internal error'),
   );
 }
 
@@ -451,7 +530,10 @@ test('end to end: an HTTP/2 request (Http2ServerRequest), cookie crumbs sent as 
 });
 
 /** The first message an EventSource gets, or the HTTP status it gave up on. */
-function firstMessage(url: string, init?: ConstructorParameters<typeof EventSource>[1]): Promise<{ data: string } | { status: number | undefined }> {
+function firstMessage(
+  url: string,
+  init?: ConstructorParameters<typeof EventSource>[1],
+): Promise<{ data: string } | { status: number | undefined }> {
   const source = new EventSource(url, init);
   return new Promise((resolve) => {
     source.onmessage = (event) => {
@@ -472,7 +554,15 @@ test('end to end: Express as in the README: a login route hands out a token, Eve
   const app = express();
   app.get('/login/:user', async (req, res) => {
     const user = req.params.user;
-    res.json({ token: await createSubscriberToken({ secret: SECRET, channels: [`user-${user}-*`], expiresIn: '15m', subject: user, audience: 'events' }) });
+    res.json({
+      token: await createSubscriberToken({
+        secret: SECRET,
+        channels: [`user-${user}-*`],
+        expiresIn: '15m',
+        subject: user,
+        audience: 'events',
+      }),
+    });
   });
   app.get('/events/:channel', async (req, res, next) => {
     try {
@@ -493,7 +583,9 @@ test('end to end: Express as in the README: a login route hands out a token, Eve
 
   const { token: jwt } = (await (await fetch(`${server.url}/login/42`)).json()) as { token: string };
   const until = decodeJwt(jwt).exp! * 1000;
-  assert.deepEqual(await firstMessage(`${server.url}/events/user-42-inbox?token=${jwt}`), { data: JSON.stringify({ channel: 'user-42-inbox', until }) });
+  assert.deepEqual(await firstMessage(`${server.url}/events/user-42-inbox?token=${jwt}`), {
+    data: JSON.stringify({ channel: 'user-42-inbox', until }),
+  });
   const withCookie = await firstMessage(`${server.url}/events/user-42-alerts`, {
     fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, cookie: `eventstream_token=${jwt}` } }),
   });

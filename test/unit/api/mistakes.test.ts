@@ -20,14 +20,16 @@ import {
   type SseRequest,
 } from '../../../src/index.js';
 import { RedisEventStore } from '../../../src/redis.js';
+import { cleanups } from '../../helpers/requirements.js';
 import { listen } from '../../helpers/server.js';
 import { get, openRaw } from '../../helpers/sse-client.js';
-import { cleanups } from '../../helpers/requirements.js';
 
 const SSE = { accept: 'text/event-stream' };
 
 function isCoded(error: unknown, type: new (...args: never[]) => Error, code: string, message?: RegExp): boolean {
-  return error instanceof type && (error as { code?: unknown }).code === code && (message === undefined || message.test(error.message));
+  return (
+    error instanceof type && (error as { code?: unknown }).code === code && (message === undefined || message.test(error.message))
+  );
 }
 
 test('a channel spec that can never name a valid channel is an InvalidChannelError when the route is created', (t) => {
@@ -57,7 +59,11 @@ test('a channel spec that can never name a valid channel is an InvalidChannelErr
   ];
   for (const [spec, reason] of bad) {
     const label = JSON.stringify(spec);
-    assert.throws(() => eventStream(spec as never), (error) => isCoded(error, InvalidChannelError, 'ERR_EVENTSTREAM_INVALID_CHANNEL', reason), label);
+    assert.throws(
+      () => eventStream(spec as never),
+      (error) => isCoded(error, InvalidChannelError, 'ERR_EVENTSTREAM_INVALID_CHANNEL', reason),
+      label,
+    );
     assert.throws(() => eventStream.fetchHandler(spec as never), InvalidChannelError, `fetchHandler(${label})`);
   }
   for (const good of ['news', 'room-{id}', '{a}:{b}', 'chat/{room_1}', ['a', 'a', 'b', '{id}'], () => 'x']) {
@@ -68,10 +74,17 @@ test('a channel spec that can never name a valid channel is an InvalidChannelErr
 test('every error thrown at a caller has a code: a method called off its instance, a bad HttpRequestError status', async () => {
   const eventStream = new EventStream();
   const { publishEvent, stats } = eventStream;
-  assert.throws(() => stats(), (error) => isCoded(error, InvalidArgumentError, 'ERR_EVENTSTREAM_INVALID_ARGUMENT', /bind it/));
+  assert.throws(
+    () => stats(),
+    (error) => isCoded(error, InvalidArgumentError, 'ERR_EVENTSTREAM_INVALID_ARGUMENT', /bind it/),
+  );
   await assert.rejects(publishEvent.call(undefined, 'c', { data: 1 }), InvalidArgumentError);
   for (const status of [200, 302, 500, 399, 600, 401.5, Number.NaN]) {
-    assert.throws(() => new HttpRequestError(status, 'no'), (error) => isCoded(error, InvalidArgumentError, 'ERR_EVENTSTREAM_INVALID_ARGUMENT'), String(status));
+    assert.throws(
+      () => new HttpRequestError(status, 'no'),
+      (error) => isCoded(error, InvalidArgumentError, 'ERR_EVENTSTREAM_INVALID_ARGUMENT'),
+      String(status),
+    );
   }
   for (const highWaterMark of [-1, 1.5, Number.NaN, '8' as unknown as number]) {
     assert.throws(() => eventStream.createChannelWritable('w', { highWaterMark }), InvalidArgumentError, String(highWaterMark));
@@ -93,21 +106,38 @@ test('an unknown option is an InvalidOptionError naming it and the option it was
     [() => new EventStream({ retry: 1000 } as never), /"retry"; did you mean "clientRetry"\?/],
     [() => new EventStream({ prefix: 'x-' } as never), /"prefix"; did you mean "gripPrefix"\?/],
     [() => new EventStream({ zzz: 1 } as never), /"zzz"; known options: grip, gripPrefix, .*maxEventBytes/],
-    [() => new MemoryEventStore({ maxEvent: 10 } as never), /MemoryEventStore: unknown option "maxEvent"; did you mean "maxEvents"\?/],
+    [
+      () => new MemoryEventStore({ maxEvent: 10 } as never),
+      /MemoryEventStore: unknown option "maxEvent"; did you mean "maxEvents"\?/,
+    ],
     [() => new MemoryEventStore({ ttl: 10 } as never), /MemoryEventStore: unknown option "ttl"/],
-    [() => new RedisEventStore({ prefix: 'app:' } as never), /RedisEventStore: unknown option "prefix"; did you mean "keyPrefix"\?/],
+    [
+      () => new RedisEventStore({ prefix: 'app:' } as never),
+      /RedisEventStore: unknown option "prefix"; did you mean "keyPrefix"\?/,
+    ],
   ];
   for (const [make, message] of cases) {
-    assert.throws(make, (error) => isCoded(error, InvalidOptionError, 'ERR_EVENTSTREAM_INVALID_OPTION', message), String(message));
+    assert.throws(
+      make,
+      (error) => isCoded(error, InvalidOptionError, 'ERR_EVENTSTREAM_INVALID_OPTION', message),
+      String(message),
+    );
   }
   // In a GRIP config a misspelt verify_key would trust any Grip-Sig, so it is refused like any bad GRIP config.
   assert.throws(
     () => new EventStream({ grip: { control_uri: 'http://127.0.0.1:5561', verifyKey: 'secret' } as never }),
-    (error) => isCoded(error, GripConfigError, 'ERR_EVENTSTREAM_GRIP_CONFIG', /unknown option "verifyKey"; did you mean "verify_key"\?/),
+    (error) =>
+      isCoded(error, GripConfigError, 'ERR_EVENTSTREAM_GRIP_CONFIG', /unknown option "verifyKey"; did you mean "verify_key"\?/),
   );
   assert.throws(
     () => new EventStream({ maxBufferBytes: 4096, maxEventBytes: 2049 }),
-    (error) => isCoded(error, InvalidOptionError, 'ERR_EVENTSTREAM_INVALID_OPTION', /maxEventBytes \(2049\) may be at most half of options.maxBufferBytes \(4096\)/),
+    (error) =>
+      isCoded(
+        error,
+        InvalidOptionError,
+        'ERR_EVENTSTREAM_INVALID_OPTION',
+        /maxEventBytes \(2049\) may be at most half of options.maxBufferBytes \(4096\)/,
+      ),
   );
 });
 
@@ -139,7 +169,10 @@ test('a channel function throwing HttpRequestError(401) gets 401 and its message
 
   const app = express();
   app.get('/sync', eventStream(authorized));
-  app.get('/async', eventStream(async (req: SseRequest) => authorized(req)));
+  app.get(
+    '/async',
+    eventStream(async (req: SseRequest) => authorized(req)),
+  );
   app.use((error: unknown, _req: IncomingMessage, res: ServerResponse, _next: unknown) => {
     errorsSeen.push(error);
     res.writeHead(500).end('error handler');
@@ -161,7 +194,9 @@ test('a channel function throwing HttpRequestError(401) gets 401 and its message
   defer(() => bareServer.close());
   await assertRefusals(bareServer.url);
 
-  const web = eventStream.fetchHandler((request: Request) => authorized({ headers: Object.fromEntries(request.headers) } as SseRequest));
+  const web = eventStream.fetchHandler((request: Request) =>
+    authorized({ headers: Object.fromEntries(request.headers) } as SseRequest),
+  );
   const webServer = await listen(async (req, res) => {
     const response = await web(new Request(`http://127.0.0.1${req.url}`, { headers: req.headers as Record<string, string> }));
     res.writeHead(response.status, Object.fromEntries(response.headers));

@@ -23,7 +23,9 @@ test('getEventStreamSingleton returns one instance per name, with and without ne
 test('the singleton lives on globalThis, so a reloaded copy of the module finds it', async () => {
   const original = getEventStreamSingleton({}, 'reload-check');
   // A fresh module instance, as the Next.js dev server creates after a file change.
-  const reloaded = (await import(`../../../src/api/singleton.js?reload=${Date.now()}`)) as typeof import('../../../src/api/singleton.js');
+  const reloaded = (await import(
+    `../../../src/api/singleton.js?reload=${Date.now()}`
+  )) as typeof import('../../../src/api/singleton.js');
   assert.notEqual(reloaded.getEventStreamSingleton, getEventStreamSingleton);
   assert.equal(reloaded.getEventStreamSingleton({}, 'reload-check'), original);
 });

@@ -39,7 +39,10 @@ test('after close() a client keeps reconnecting until a new instance serves it, 
     await until(() => current.stats().streams === 1, 5000, 'the client to reach the new instance');
     await current.publishEvent('restart', { data: 'after' });
     await client.waitFor(2);
-    assert.deepEqual(client.of().map((event) => event.data), ['"before"', '"after"']);
+    assert.deepEqual(
+      client.of().map((event) => event.data),
+      ['"before"', '"after"'],
+    );
     assert.equal(gaveUp, false);
   } finally {
     client.close();

@@ -3,7 +3,7 @@ import { createHook } from 'node:async_hooks';
 import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { test, type TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { EventStream, type EventStreamOptions } from '../../../src/index.js';
 import { RawConnection } from '../../helpers/raw-http.js';
 import { cleanups } from '../../helpers/requirements.js';
@@ -97,7 +97,10 @@ test('independent publishers awaiting their own publishEvent in one turn (timers
 
   // Timers of one delay set in one tick fire in the same timers phase, Node running each one's ticks before the next.
   const published = range(0, 20).map(
-    (i) => new Promise<void>((resolve, reject) => setTimeout(() => eventStream.publishEvent('many', { event: 'n', data: i }).then(resolve, reject), 20)),
+    (i) =>
+      new Promise<void>((resolve, reject) =>
+        setTimeout(() => eventStream.publishEvent('many', { event: 'n', data: i }).then(resolve, reject), 20),
+      ),
   );
   await Promise.all(published);
 
@@ -163,10 +166,7 @@ test('pipeline(Readable.from(events), createChannelWritable()) reaches each clie
   const { eventStream, connect } = await serve(t, 'piped');
   const clients = await connect(5);
 
-  await pipeline(
-    Readable.from(range(0, 200).map((i) => ({ event: 'n', data: i }))),
-    eventStream.createChannelWritable('piped'),
-  );
+  await pipeline(Readable.from(range(0, 200).map((i) => ({ event: 'n', data: i }))), eventStream.createChannelWritable('piped'));
 
   for (const client of clients) {
     await client.waitFor('200 events', () => client.body().includes('data: 199\n'));

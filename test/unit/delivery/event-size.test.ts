@@ -7,9 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { EventStream, InvalidEventError, type EventStreamOptions } from '../../../src/index.js';
-import { listen } from '../../helpers/server.js';
+import { EventStream, type EventStreamOptions, InvalidEventError } from '../../../src/index.js';
 import { cleanups } from '../../helpers/requirements.js';
+import { listen } from '../../helpers/server.js';
 import { openRaw, RecordingEventSource, until } from '../../helpers/sse-client.js';
 
 const SSE = { accept: 'text/event-stream' };
@@ -64,7 +64,10 @@ test('an event over maxEventBytes is refused at publish, neither stored nor sent
   await assert.rejects(eventStream.publishEvent('big', { data: dataOfEventSize(limit + 1, 'x') }), isSizeRefusal(limit));
   await eventStream.publishEvent('big', { data: 'small' });
   await client.waitFor(1);
-  assert.deepEqual(client.events.map((event) => event.data), ['"small"']);
+  assert.deepEqual(
+    client.events.map((event) => event.data),
+    ['"small"'],
+  );
   await until(() => raw.text().includes('data: "small"'), 5000, 'the small event on the raw stream');
   assert.doesNotMatch(raw.text(), /xxxx/, 'nothing of the refused events was sent');
   assert.equal(opens, 1, 'the client never reconnected');
@@ -83,7 +86,12 @@ const LONG_NAMES = Array.from({ length: 15 }, (_, i) => `${String(i).padStart(2,
 
 for (const [label, options, limit, others] of [
   ['default bounds (maxEventBytes = maxBufferBytes / 2)', {}, 512 * 1024, ['other-channel']],
-  ['a 4 KiB maxBufferBytes, and 16 channels whose id makes an event plus id larger than the whole buffer', { maxBufferBytes: 4096 }, 2048, LONG_NAMES],
+  [
+    'a 4 KiB maxBufferBytes, and 16 channels whose id makes an event plus id larger than the whole buffer',
+    { maxBufferBytes: 4096 },
+    2048,
+    LONG_NAMES,
+  ],
 ] as const) {
   test(`${label}: events of exactly the limit reach reading clients, live and replayed, single- and multi-channel; one byte more is refused`, async (t) => {
     const { eventStream, open } = await setup(t, options);
@@ -101,9 +109,18 @@ for (const [label, options, limit, others] of [
     const resumedSingle = await open(['c'], { 'last-event-id': singleStart });
     const resumedMulti = await open(['c', ...others], { 'last-event-id': multiStart });
 
-    for (const [name, stream] of [['live single-channel', single], ['live multi-channel', multi], ['replayed single-channel', resumedSingle], ['replayed multi-channel', resumedMulti]] as const) {
+    for (const [name, stream] of [
+      ['live single-channel', single],
+      ['live multi-channel', multi],
+      ['replayed single-channel', resumedSingle],
+      ['replayed multi-channel', resumedMulti],
+    ] as const) {
       const second = `data: ${JSON.stringify(events[1])}\nid: `;
-      await until(() => stream.text().includes(second) && stream.text().endsWith('\n\n'), 10_000, `both events on the ${name} stream`);
+      await until(
+        () => stream.text().includes(second) && stream.text().endsWith('\n\n'),
+        10_000,
+        `both events on the ${name} stream`,
+      );
       const text = stream.text();
       assert.ok(text.includes(`data: ${JSON.stringify(events[0])}\nid: `), `${name}: the ASCII event whole`);
       assert.equal(stream.res.complete, false, `${name}: still open`);

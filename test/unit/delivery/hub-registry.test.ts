@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { HubRegistry } from '../../../src/delivery/hub-registry.js';
 import type { HubFrame } from '../../../src/delivery/hub-frame.js';
-import { deferred } from '../../helpers/deferred.js';
+import { HubRegistry } from '../../../src/delivery/hub-registry.js';
 import { MemoryEventStore } from '../../../src/stores/memory-store.js';
 import type { EventStore, HistoryPage, StoredEvent, StoreListener, StoreLossListener, StoreWatch } from '../../../src/types.js';
+import { deferred } from '../../helpers/deferred.js';
 
 /**
  * A store shared with other processes as far as the registry can tell: it

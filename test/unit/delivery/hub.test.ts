@@ -50,7 +50,10 @@ test('hub: writes in different turns leave as different frames, in order', async
   await nextTurn();
   await write(hub, events(3, 2));
   await nextTurn();
-  assert.deepEqual(frames.map(seqs), [[1, 2], [3, 4]]);
+  assert.deepEqual(frames.map(seqs), [
+    [1, 2],
+    [3, 4],
+  ]);
   hub.destroy();
 });
 
@@ -61,7 +64,10 @@ test('hub: a batch reaching 64 KiB is handed on at once, the rest of the turn fo
   hub.write(events(1, 5, 30_000));
   await nextTurn();
   await nextTurn();
-  assert.deepEqual(frames.map(seqs), [[1, 2, 3], [4, 5]]);
+  assert.deepEqual(frames.map(seqs), [
+    [1, 2, 3],
+    [4, 5],
+  ]);
   assert.equal(Buffer.concat(frames.map((frame) => frame.wire)).toString(), singleChannelText('big', events(1, 5, 30_000)));
   hub.destroy();
 });
@@ -119,11 +125,22 @@ test('hub: while a subscriber is congested, a large write is taken 16 KiB per tu
   });
   assert.deepEqual(frames.map(seqs), [[1, 2, 3, 4]], 'this turn takes about 16 KiB (four 4 KiB events), handed on at once');
   await nextTurn();
-  assert.deepEqual(frames.map(seqs), [[1, 2, 3, 4], [5, 6, 7, 8]], 'the next turn takes the next share');
+  assert.deepEqual(
+    frames.map(seqs),
+    [
+      [1, 2, 3, 4],
+      [5, 6, 7, 8],
+    ],
+    'the next turn takes the next share',
+  );
   assert.equal(written, false, 'the writer waits while the rest is not taken');
   while (!written) await nextTurn();
   await nextTurn();
-  assert.deepEqual(frames.map(seqs), [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]);
+  assert.deepEqual(frames.map(seqs), [
+    [1, 2, 3, 4],
+    [5, 6, 7, 8],
+    [9, 10],
+  ]);
   assert.equal(hub.position, 10);
   hub.destroy();
 });

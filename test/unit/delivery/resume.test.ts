@@ -4,7 +4,7 @@ import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
-import { EventStream, MemoryEventStore, type EventStreamOptions } from '../../../src/index.js';
+import { EventStream, type EventStreamOptions, MemoryEventStore } from '../../../src/index.js';
 import { listen, type RunningServer } from '../../helpers/server.js';
 import { get, openRaw, parseAll, RecordingEventSource, until } from '../../helpers/sse-client.js';
 
@@ -49,7 +49,9 @@ const numbered = (from: number, count: number) => Array.from({ length: count }, 
 const indexOf = (data: string): number => (JSON.parse(data) as { i: number }).i;
 const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i);
 
-test('a client dropped mid-stream resumes with exactly what it missed, while publishing goes on', { timeout: 60_000 }, async () => {
+test('a client dropped mid-stream resumes with exactly what it missed, while publishing goes on', {
+  timeout: 60_000,
+}, async () => {
   const server = await resumeServer();
   try {
     const client = new RecordingEventSource(`${server.url}/live`);
@@ -68,9 +70,16 @@ test('a client dropped mid-stream resumes with exactly what it missed, while pub
     await new Promise<void>((resolve, reject) => writable.end((error?: Error | null) => (error ? reject(error) : resolve())));
     await client.waitFor(total, 'message', 30_000);
     await new Promise((resolve) => setTimeout(resolve, 100));
-    assert.deepEqual(client.events.map((event) => indexOf(event.data)), range(0, total), 'every event once, in order');
+    assert.deepEqual(
+      client.events.map((event) => indexOf(event.data)),
+      range(0, total),
+      'every event once, in order',
+    );
     const first = Number(client.events[0]!.lastEventId.split(':')[1]);
-    assert.deepEqual(client.events.map((event) => event.lastEventId), range(first, total).map((seq) => `live:${seq}`));
+    assert.deepEqual(
+      client.events.map((event) => event.lastEventId),
+      range(first, total).map((seq) => `live:${seq}`),
+    );
     // The client did reconnect, each time from where it was.
     assert.ok(server.lastEventIds.length >= 4, `${server.lastEventIds.length} requests`);
     assert.equal(server.lastEventIds[0], '');
@@ -108,9 +117,17 @@ test('events published before a client reconnects are replayed in order, then li
       assert.equal(events[0]!.event, 'stream-open', label);
       // Resuming keeps the client's own position until an event moves it on.
       assert.equal(events[0]!.id, undefined, label);
-      assert.deepEqual(events.slice(1).map((event) => indexOf(event.data)), range(0, missed + 1), label);
+      assert.deepEqual(
+        events.slice(1).map((event) => indexOf(event.data)),
+        range(0, missed + 1),
+        label,
+      );
       const seq0 = Number(opening!.id!.split(':')[1]);
-      assert.deepEqual(events.slice(1).map((event) => event.id), range(seq0 + 1, missed + 1).map((seq) => `q:${seq}`), label);
+      assert.deepEqual(
+        events.slice(1).map((event) => event.id),
+        range(seq0 + 1, missed + 1).map((seq) => `q:${seq}`),
+        label,
+      );
       resumed.close();
     }
   } finally {
@@ -202,13 +219,22 @@ test('a stream on several channels: one id names the position in each, and it ro
     await client.waitFor(400);
     // Each channel's events arrive complete and in order (a replay sends one channel after the other).
     const received = client.events.map((event) => indexOf(event.data));
-    assert.deepEqual(received.filter((i) => i % 3 !== 0 || i < 2), range(0, 400).filter((i) => i % 3 !== 0 || i < 2));
-    assert.deepEqual(received.filter((i) => i % 3 === 0 && i >= 2), range(0, 400).filter((i) => i % 3 === 0 && i >= 2));
+    assert.deepEqual(
+      received.filter((i) => i % 3 !== 0 || i < 2),
+      range(0, 400).filter((i) => i % 3 !== 0 || i < 2),
+    );
+    assert.deepEqual(
+      received.filter((i) => i % 3 === 0 && i >= 2),
+      range(0, 400).filter((i) => i % 3 === 0 && i >= 2),
+    );
     assert.equal(received.length, 400);
     assert.equal(server.lastEventIds[1], client.events[1]!.lastEventId);
     // Each id advances exactly one channel by one.
     for (let i = 1; i < client.events.length; i++) {
-      const [pa, pb] = /^a:(\d+),b:(\d+)$/.exec(client.events[i - 1]!.lastEventId)!.slice(1).map(Number);
+      const [pa, pb] = /^a:(\d+),b:(\d+)$/
+        .exec(client.events[i - 1]!.lastEventId)!
+        .slice(1)
+        .map(Number);
       const [na, nb] = /^a:(\d+),b:(\d+)$/.exec(client.events[i]!.lastEventId)!.slice(1).map(Number);
       assert.equal(na! - pa! + (nb! - pb!), 1, `event ${i}`);
     }
@@ -218,7 +244,9 @@ test('a stream on several channels: one id names the position in each, and it ro
   }
 });
 
-test('a replay far larger than the slow-client bound is paced to the socket instead of dropping the client', { timeout: 60_000 }, async () => {
+test('a replay far larger than the slow-client bound is paced to the socket instead of dropping the client', {
+  timeout: 60_000,
+}, async () => {
   const server = await resumeServer({ maxBufferBytes: 64 * 1024, store: new MemoryEventStore({ maxEvents: 10_000 }) });
   try {
     const first = await openRaw(`${server.url}/big`);
@@ -228,10 +256,16 @@ test('a replay far larger than the slow-client bound is paced to the socket inst
     await until(() => server.eventStream.stats().streams === 0);
     const payload = 'z'.repeat(1000);
     // About 5 MB behind: 80 times the bound.
-    await pipeline(Readable.from(Array.from({ length: 5000 }, (_, i) => ({ data: { i, payload } }))), server.eventStream.createChannelWritable('big'));
+    await pipeline(
+      Readable.from(Array.from({ length: 5000 }, (_, i) => ({ data: { i, payload } }))),
+      server.eventStream.createChannelWritable('big'),
+    );
     const resumed = new RecordingEventSource(`${server.url}/big?lastEventId=${openingId}`);
     await resumed.waitFor(5000, 'message', 30_000);
-    assert.deepEqual(resumed.events.map((event) => indexOf(event.data)), range(0, 5000));
+    assert.deepEqual(
+      resumed.events.map((event) => indexOf(event.data)),
+      range(0, 5000),
+    );
     assert.equal(server.eventStream.stats().slowClientsDropped, 0);
     assert.equal(server.lastEventIds.length, 2, 'one replay, no reconnect');
     resumed.close();
@@ -240,7 +274,7 @@ test('a replay far larger than the slow-client bound is paced to the socket inst
   }
 });
 
-test('the memory store frees one-off channels\' events once expired, keeping only their numbering', async () => {
+test("the memory store frees one-off channels' events once expired, keeping only their numbering", async () => {
   const store = new MemoryEventStore({ maxAge: 200 });
   const eventStream = new EventStream({ store });
   try {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import fc from 'fast-check';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { encodeEvent, encodeComment } from '../../../src/sse/encoder.js';
+import fc from 'fast-check';
 import { InvalidEventError } from '../../../src/index.js';
+import { encodeComment, encodeEvent } from '../../../src/sse/encoder.js';
 
 function parse(wire: string): { events: EventSourceMessage[]; retries: number[]; comments: string[] } {
   const events: EventSourceMessage[] = [];
@@ -43,7 +43,10 @@ test('omits the event line for the default type and JSON-encodes strings', () =>
 test('splits multi-line data on CRLF, CR and LF into one data line each', () => {
   const encoded = encodeEvent({ data: 'a\r\nb\rc\nd' }, identity);
   assert.equal(encoded.body, 'data: a\ndata: b\ndata: c\ndata: d\n');
-  assert.deepEqual(parse(wireOf(encoded.body)).events.map((e) => e.data), ['a\nb\nc\nd']);
+  assert.deepEqual(
+    parse(wireOf(encoded.body)).events.map((e) => e.data),
+    ['a\nb\nc\nd'],
+  );
 });
 
 test('refuses CR, LF or NUL in event instead of injecting fields', () => {
@@ -156,7 +159,9 @@ test('maxEventBytes bounds the UTF-8 bytes of every encoded field: at the limit 
   assert.throws(
     () => encodeEvent(event, identity, bytes - 1),
     (error: unknown) =>
-      error instanceof InvalidEventError && error.message === `event is ${bytes} bytes encoded, more than maxEventBytes (${bytes - 1}); raise the maxEventBytes option (and maxBufferBytes, which bounds it) to send larger events`,
+      error instanceof InvalidEventError &&
+      error.message ===
+        `event is ${bytes} bytes encoded, more than maxEventBytes (${bytes - 1}); raise the maxEventBytes option (and maxBufferBytes, which bounds it) to send larger events`,
   );
   // Characters outside the BMP: two UTF-16 units, four bytes.
   const emoji = { data: '😀'.repeat(100) };

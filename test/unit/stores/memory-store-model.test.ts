@@ -4,19 +4,36 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { MemoryEventStore } from '../../../src/stores/memory-store.js';
 
-type Op =
-  | { kind: 'append'; channel: number; sizes: number[] }
-  | { kind: 'read'; channel: number; back: number; limit: number };
+type Op = { kind: 'append'; channel: number; sizes: number[] } | { kind: 'read'; channel: number; back: number; limit: number };
 
 const op: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('append' as const), channel: fc.nat(11), sizes: fc.array(fc.nat(3000), { minLength: 1, maxLength: 6 }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('read' as const), channel: fc.nat(13), back: fc.nat(40), limit: fc.integer({ min: 1, max: 50 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('append' as const),
+      channel: fc.nat(11),
+      sizes: fc.array(fc.nat(3000), { minLength: 1, maxLength: 6 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('read' as const),
+      channel: fc.nat(13),
+      back: fc.nat(40),
+      limit: fc.integer({ min: 1, max: 50 }),
+    }),
+  },
 );
 
 test('property: ids never repeat, reads return exactly what was kept, a client at the head is never told of a gap, bounds hold', () => {
   fc.assert(
     fc.property(
-      fc.record({ maxEvents: fc.integer({ min: 0, max: 20 }), maxBytes: fc.integer({ min: 2000, max: 60_000 }), maxChannels: fc.integer({ min: 1, max: 16 }) }),
+      fc.record({
+        maxEvents: fc.integer({ min: 0, max: 20 }),
+        maxBytes: fc.integer({ min: 2000, max: 60_000 }),
+        maxChannels: fc.integer({ min: 1, max: 16 }),
+      }),
       fc.array(op, { maxLength: 150 }),
       (options, ops) => {
         const store = new MemoryEventStore(options);
@@ -64,7 +81,11 @@ test('property: ids never repeat, reads return exactly what was kept, a client a
             if (i > 0) assert.equal(event.seq, page.events[i - 1]!.seq + 1, 'no hole inside a page');
           });
           const firstReturned = page.events[0]?.seq;
-          assert.equal(page.gap, firstReturned === undefined ? true : firstReturned > after + 1, 'gap says whether events after the position are missing');
+          assert.equal(
+            page.gap,
+            firstReturned === undefined ? true : firstReturned > after + 1,
+            'gap says whether events after the position are missing',
+          );
           // A page that is not cut by the limit reaches the head.
           if (page.events.length > 0 && page.events.length < step.limit) assert.equal(page.events.at(-1)!.seq, head);
         }

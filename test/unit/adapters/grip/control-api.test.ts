@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { test, type TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import {
   groupItems,
   MAX_ITEMS_PER_REQUEST,
@@ -8,13 +8,13 @@ import {
   publishToProxy,
   serializeItems,
 } from '../../../../src/adapters/grip/control-api.js';
-import { resolveGripProxies, type GripProxy } from '../../../../src/adapters/grip/proxy-config.js';
+import { type GripProxy, resolveGripProxies } from '../../../../src/adapters/grip/proxy-config.js';
 import { ProxyQueue } from '../../../../src/adapters/grip/proxy-queue.js';
-import { singleChannelText } from '../../../../src/sse/event-text.js';
 import { EventStreamClosedError, GripPublishError } from '../../../../src/errors.js';
+import { singleChannelText } from '../../../../src/sse/event-text.js';
 import type { StoredEvent } from '../../../../src/types.js';
 import { deferred } from '../../../helpers/deferred.js';
-import { failWith, hold, startControlApi, type FakeControlApi } from '../../../helpers/fake-control-api.js';
+import { type FakeControlApi, failWith, hold, startControlApi } from '../../../helpers/fake-control-api.js';
 import { until } from '../../../helpers/sse-client.js';
 
 function events(from: number, count: number, body = (seq: number) => `data: ${seq}\n`): StoredEvent[] {
@@ -74,7 +74,10 @@ test('control API: bodies hold at most 64 items and stay under 1,000,000 bytes, 
     parsed.map((items) => items.length),
     [MAX_ITEMS_PER_REQUEST, MAX_ITEMS_PER_REQUEST, 150 - 2 * MAX_ITEMS_PER_REQUEST],
   );
-  assert.deepEqual(parsed.flat(), small.map((_, i) => i));
+  assert.deepEqual(
+    parsed.flat(),
+    small.map((_, i) => i),
+  );
 
   const large = Array.from({ length: 5 }, (_, i) => `{"n":${i},"pad":"${'p'.repeat(300_000)}"}`);
   const largeBodies = packBodies(large);
@@ -154,7 +157,11 @@ test('control API: no answer within the timeout is a GripPublishError with statu
 
 test('proxy queue: one exchange per channel in flight; batches that wait travel together in the next, and each learns its outcome', async (t) => {
   const { api, proxy } = await controlApi(t);
-  const queue = new ProxyQueue(proxy, { gripChannel: (channel) => `p-${channel}`, reliable: true, timeoutMs: 5000 }, neverClosing);
+  const queue = new ProxyQueue(
+    proxy,
+    { gripChannel: (channel) => `p-${channel}`, reliable: true, timeoutMs: 5000 },
+    neverClosing,
+  );
   const outcomes: Array<[string, Error | null]> = [];
   const done = (name: string) => (error: Error | null) => void outcomes.push([name, error]);
 

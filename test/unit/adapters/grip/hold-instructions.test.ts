@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { holdInstructions } from '../../../../src/adapters/grip/hold-instructions.js';
 
-test('hold: a plain hold names the channels, sends the direct stream\'s headers and sizes the first body in bytes', () => {
+test("hold: a plain hold names the channels, sends the direct stream's headers and sizes the first body in bytes", () => {
   const body = 'retry: 2000\ndata: é\n\n';
   assert.deepEqual(holdInstructions({ gripChannels: ['p-a', 'p-b'], positions: null, body, link: null, keepAliveMs: 0 }), {
     headers: {
@@ -33,7 +33,13 @@ test('hold: reliable mode gives each channel its prev-id and a Grip-Link back to
 });
 
 test('hold: a link cannot break out of its angle brackets', () => {
-  const { headers } = holdInstructions({ gripChannels: ['c'], positions: [1], body: '', link: '/e?x=<a> "b"\tc', keepAliveMs: 0 });
+  const { headers } = holdInstructions({
+    gripChannels: ['c'],
+    positions: [1],
+    body: '',
+    link: '/e?x=<a> "b"\tc',
+    keepAliveMs: 0,
+  });
   assert.equal(headers['grip-link'], '</e?x=%3Ca%3E%20%22b%22%09c>; rel=next');
 });
 

@@ -5,12 +5,12 @@
  * the verdict shows in the answer (Grip-Hold headers or a direct stream).
  */
 import assert from 'node:assert/strict';
-import { createHmac, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createHmac, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import http from 'node:http';
 import { test } from 'node:test';
 import { EventStream, GripConfigError } from '../../../../src/index.js';
-import { freePort, listen } from '../../../helpers/server.js';
 import { cleanups } from '../../../helpers/requirements.js';
+import { freePort, listen } from '../../../helpers/server.js';
 
 const SECRET = 'a-long-random-secret';
 const now = (): number => Math.floor(Date.now() / 1000);
@@ -20,7 +20,12 @@ function part(value: unknown): string {
 }
 
 /** A JWT signed with HMAC; `alg` names the hash it really uses, as a forger with the key would. */
-function hmacToken(key: string | Buffer, claims: Record<string, unknown>, alg = 'HS256', header: Record<string, unknown> = {}): string {
+function hmacToken(
+  key: string | Buffer,
+  claims: Record<string, unknown>,
+  alg = 'HS256',
+  header: Record<string, unknown> = {},
+): string {
   const hash = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' }[alg] ?? 'sha256';
   const unsigned = `${part({ typ: 'JWT', alg, ...header })}.${part(claims)}`;
   return `${unsigned}.${createHmac(hash, key).update(unsigned).digest('base64url')}`;
@@ -37,7 +42,10 @@ function pushpinClaims(extra: Record<string, unknown> = {}): Record<string, unkn
 }
 
 /** Serves `/events` from an EventStream configured with `grip`; returns a probe telling whether a Grip-Sig was trusted. */
-async function signatureProbe(t: Parameters<typeof cleanups>[0], grip: Record<string, unknown>): Promise<(sig: string) => Promise<boolean>> {
+async function signatureProbe(
+  t: Parameters<typeof cleanups>[0],
+  grip: Record<string, unknown>,
+): Promise<(sig: string) => Promise<boolean>> {
   const defer = cleanups(t);
   // Nothing is published, so the control API is never called; a closed port makes sure of it.
   const eventStream = new EventStream({ grip: { control_uri: `http://127.0.0.1:${await freePort()}`, ...grip } });
@@ -48,7 +56,8 @@ async function signatureProbe(t: Parameters<typeof cleanups>[0], grip: Record<st
     new Promise((resolve, reject) => {
       const req = http.get(`${server.url}/events`, { headers: { accept: 'text/event-stream', 'grip-sig': sig } }, (res) => {
         const held = res.headers['grip-hold'] === 'stream';
-        if (!held) assert.match(String(res.headers['content-type']), /^text\/event-stream/, 'an untrusted request is served directly');
+        if (!held)
+          assert.match(String(res.headers['content-type']), /^text\/event-stream/, 'an untrusted request is served directly');
         res.resume();
         req.destroy();
         resolve(held);
@@ -107,6 +116,7 @@ test('a verify key no GRIP proxy signs with is a GripConfigError at construction
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
   assert.throws(
     () => new EventStream({ grip: { control_uri: 'http://127.0.0.1:5561', verify_key: rsa } }),
-    (error: unknown) => error instanceof GripConfigError && error.code === 'ERR_EVENTSTREAM_GRIP_CONFIG' && /HS256.*ES256/.test(error.message),
+    (error: unknown) =>
+      error instanceof GripConfigError && error.code === 'ERR_EVENTSTREAM_GRIP_CONFIG' && /HS256.*ES256/.test(error.message),
   );
 });

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { OutgoingMessage } from 'node:http';
-import { test, type TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { chunkFraming, responseSink } from '../../../../src/adapters/node/chunked-socket-sink.js';
 import type { EventSink } from '../../../../src/delivery/event-sink.js';
+import { deferred } from '../../../helpers/deferred.js';
 import { RawConnection } from '../../../helpers/raw-http.js';
 import { listen } from '../../../helpers/server.js';
-import { deferred } from '../../../helpers/deferred.js';
 
 /** Everything after the response head: the raw body bytes as the client got them. */
 function afterHead(text: string): string {

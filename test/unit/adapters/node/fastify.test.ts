@@ -64,12 +64,18 @@ test('Fastify 5 + @fastify/middie: eventStream(spec) as middleware', async () =>
     await eventStream.publishEvent('alerts', { event: 'alert', data: 'fire drill' });
     await eventStream.publishEvent('elsewhere', { data: 'nobody listens' });
     await Promise.all([room.waitFor(1), fixed.waitFor(1), fixed.waitFor(1, 'alert')]);
-    assert.deepEqual(room.events.map(({ type, data }) => ({ type, data })), [{ type: 'message', data: '{"text":"hello lobby"}' }]);
+    assert.deepEqual(
+      room.events.map(({ type, data }) => ({ type, data })),
+      [{ type: 'message', data: '{"text":"hello lobby"}' }],
+    );
     assert.match(room.events[0]!.lastEventId, /^lobby:\d+$/);
-    assert.deepEqual(fixed.events.map((e) => [e.type, JSON.parse(e.data)]), [
-      ['message', 'headline'],
-      ['alert', 'fire drill'],
-    ]);
+    assert.deepEqual(
+      fixed.events.map((e) => [e.type, JSON.parse(e.data)]),
+      [
+        ['message', 'headline'],
+        ['alert', 'fire drill'],
+      ],
+    );
 
     // Request errors are answered by the middleware, with a reason, never a 500.
     const bad = await get(`${url}/events?room=a,b`, { accept: 'text/event-stream' });
@@ -126,8 +132,14 @@ test('Fastify 5 route handler: reply.hijack() then eventStream.run(request.raw, 
     await eventStream.publishEvent('r1', { data: 'only r1' });
     await eventStream.publishEvent('everyone', { data: 'all' });
     await Promise.all([first.waitFor(2), second.waitFor(1)]);
-    assert.deepEqual(first.events.map((e) => JSON.parse(e.data)), ['only r1', 'all']);
-    assert.deepEqual(second.events.map((e) => JSON.parse(e.data)), ['all']);
+    assert.deepEqual(
+      first.events.map((e) => JSON.parse(e.data)),
+      ['only r1', 'all'],
+    );
+    assert.deepEqual(
+      second.events.map((e) => JSON.parse(e.data)),
+      ['all'],
+    );
 
     const bad = await get(`${url}/rooms/${encodeURIComponent('bad room')}`, { accept: 'text/event-stream' });
     assert.equal(bad.status, 400);

@@ -55,8 +55,14 @@ test('fetchHandler: events reach a real EventSource; {id} comes from context.par
   await eventStream.publishEvent('web-1', { event: 'message', data: { n: 1 } });
   await eventStream.publishEvent('web-1', { event: 'message', data: { n: 2 } });
   await Promise.all([routed.waitFor(2), queried.waitFor(2)]);
-  assert.deepEqual(routed.events.map((e) => JSON.parse(e.data).n), [1, 2]);
-  assert.deepEqual(queried.events.map((e) => JSON.parse(e.data).n), [1, 2]);
+  assert.deepEqual(
+    routed.events.map((e) => JSON.parse(e.data).n),
+    [1, 2],
+  );
+  assert.deepEqual(
+    queried.events.map((e) => JSON.parse(e.data).n),
+    [1, 2],
+  );
 
   const bad = await get(`${server.url}/stream/a%2Cb`);
   assert.equal(bad.status, 400);
@@ -170,7 +176,9 @@ test('behind GRIP a web request gets hold instructions and no body held open', a
   // Reliable mode: where the held stream stands in each channel, and where the proxy recovers a gap.
   const reliable = new EventStream({ grip: { control_uri: 'http://127.0.0.1:9/' }, gripPrefix: 'web-', gripReliable: true });
   const held = await reliable.respond(new Request('http://x/rooms?x=1', { headers: { 'grip-sig': 'any' } }), ['room', 'lobby']);
-  const position = /^web-room; prev-id=(\d+), web-lobby; prev-id=(\d+), web-room#close, web-lobby#close$/.exec(held.headers.get('grip-channel') ?? '');
+  const position = /^web-room; prev-id=(\d+), web-lobby; prev-id=(\d+), web-room#close, web-lobby#close$/.exec(
+    held.headers.get('grip-channel') ?? '',
+  );
   assert.ok(position, held.headers.get('grip-channel') ?? 'no grip-channel');
   // The link keeps the request's path and query and carries what the stream was allowed, signed.
   assert.match(held.headers.get('grip-link') ?? '', /^<\/rooms\?x=1&eventstream_link=[\w-]+\.[\w-]+>; rel=next$/);
@@ -196,7 +204,10 @@ test('a web request resumes from Last-Event-ID or ?lastEventId= like a Node one;
     let text = '';
     while ((text.match(/^data: /gm) ?? []).length < 4) text += new TextDecoder().decode((await body.read()).value);
     // The opening event (no id: the client keeps its own), then exactly the three it missed.
-    assert.deepEqual([...text.matchAll(/^data: (.*)$/gm)].map((match) => match[1]), ['', '0', '1', '2']);
+    assert.deepEqual(
+      [...text.matchAll(/^data: (.*)$/gm)].map((match) => match[1]),
+      ['', '0', '1', '2'],
+    );
     assert.doesNotMatch(text.split('\n\n')[0]!, /^id:/m);
     await body.cancel();
   }
