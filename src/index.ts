@@ -22,6 +22,8 @@ export {
 } from './errors.js';
 export { MemoryEventStore } from './stores/memory-store.js';
 export type {
+  Authorization,
+  AuthorizeFunction,
   ChannelEventWritable,
   ChannelSpec,
   CreateSubscriberTokenOptions,
@@ -41,6 +43,7 @@ export type {
   MemoryEventStoreOptions,
   NextFunction,
   NodeRequest,
+  RouteOptions,
   ServerSentEvent,
   SseRequest,
   SseResponse,

@@ -180,7 +180,7 @@ export class EventStream<TEvents extends object = EventMap> {
    * `authorize` again, so revoking a right and disconnecting its channel is
    * how access is taken away. Resolves once all of them were told and ended.
    */
-  disconnect(channel: string, options?: { reason?: string }): Promise<void> {
+  async disconnect(channel: string, options?: { reason?: string }): Promise<void> {
     const core = coreOf(this);
     assertChannelName(channel, core.options);
     const reason = options?.reason ?? 'disconnected';

@@ -202,7 +202,9 @@ test('the main entry and all it imports, JS and declarations, name only dependen
   const allowed = new Set([...Object.keys(repoPackage.dependencies), ...builtinModules, 'node']);
   for (const entry of Object.values(exportTargets('.'))) {
     const { files, packages } = packagesImportedFrom(entry);
-    assert.ok(files.length > 10, `the walk from ${entry} reached the package's modules: ${files.join(', ')}`);
+    // The walk really walked: the JS reaches dozens of modules; the declarations, with every public type in
+    // types.d.ts, about ten (entry, API classes, errors, stores, types).
+    assert.ok(files.length > 5, `the walk from ${entry} reached the package's modules: ${files.join(', ')}`);
     assert.ok(!packages.includes('ioredis'), `${entry} reaches ioredis: ${files.join(', ')}`);
     const foreign = packages.filter((name) => !allowed.has(name.replace(/^node:/, '')));
     assert.deepEqual(foreign, [], `${entry} imports packages that are not dependencies`);

@@ -4,6 +4,7 @@ import { EventStoreError, InvalidOptionError } from '../../errors.js';
 import type { EventStore, HistoryPage, StoredEvent, StoreListener, StoreLossListener, StoreWatch } from '../../types.js';
 import { asStoreError } from '../store-error.js';
 import { RedisConnections } from './connection.js';
+import { DisconnectNotices } from './disconnect-notices.js';
 import { channelKeys, seqOf } from './keys.js';
 import { APPEND, evalScript, HEAD, READ, REPAIR } from './scripts.js';
 import { Subscriptions } from './subscriptions.js';
@@ -60,6 +61,7 @@ export class RedisEventStore implements EventStore {
   private closed = false;
   private readonly connections: RedisConnections;
   private readonly subscriptions: Subscriptions;
+  private readonly disconnects: DisconnectNotices;
 
   constructor(options: RedisEventStoreOptions = {}) {
     checkOptionKeys(options, OPTION_KEYS, 'RedisEventStore');
@@ -74,9 +76,15 @@ export class RedisEventStore implements EventStore {
     this.maxEvents = integerOption(options.maxEvents, 'RedisEventStore: maxEvents', 1000, 0);
     this.maxAge = integerOption(options.maxAge, 'RedisEventStore: maxAge', 300_000, 1);
     this.connections = new RedisConnections(url, {
-      message: (name, message) => this.subscriptions.dispatch(name, message),
-      reconnected: (redis) => void this.subscriptions.resubscribe(redis),
+      message: (name, message) => {
+        if (!this.disconnects.dispatch(name, message)) this.subscriptions.dispatch(name, message);
+      },
+      reconnected: (redis) => {
+        void this.disconnects.resubscribe(redis);
+        void this.subscriptions.resubscribe(redis);
+      },
     });
+    this.disconnects = new DisconnectNotices(this.keyPrefix, this.connections);
     this.subscriptions = new Subscriptions(this.keyPrefix, this.connections, {
       head: (channel) => this.head(channel),
       readSince: (channel, after, limit) => this.readSince(channel, after, limit),
@@ -123,6 +131,15 @@ export class RedisEventStore implements EventStore {
 
   watch(channel: string, listener: StoreListener, lost?: StoreLossListener): StoreWatch {
     return this.subscriptions.watch(channel, listener, lost);
+  }
+
+  disconnect(channel: string, reason: string): Promise<void> {
+    if (this.closed) return Promise.reject(new EventStoreError('RedisEventStore: disconnect failed: the store is closed'));
+    return this.disconnects.disconnect(channel, reason);
+  }
+
+  watchDisconnects(listener: (channel: string, reason: string) => void): () => void {
+    return this.disconnects.watch(listener);
   }
 
   async close(): Promise<void> {
