@@ -22,6 +22,8 @@ export interface AppProcess {
   publish(channel: string, event: ServerSentEvent): Promise<AppCounts>;
   counts(): Promise<AppCounts>;
   close(): Promise<void>;
+  /** Kills the process with `signal` and waits for it to exit: SIGKILL is a crash, with no cleanup. */
+  kill(signal: NodeJS.Signals): Promise<void>;
 }
 
 const APP_PROCESS = fileURLToPath(new URL('./grip-app-process.ts', import.meta.url));
@@ -43,5 +45,6 @@ export async function forkAppProcess(pathPrefix = '/'): Promise<AppProcess> {
     publish: (channel, event) => counts({ type: 'publish', channel, event }),
     counts: () => counts({ type: 'stats' }),
     close: () => child.close(),
+    kill: (signal) => child.kill(signal),
   };
 }

@@ -12,6 +12,8 @@ export interface IpcChild<Reply> {
   send(command: object): Promise<Reply>;
   /** Sends `goodbye` when given (else disconnects), waits for the exit, and kills the child after 5 s. */
   close(): Promise<void>;
+  /** Kills the child with `signal` (a crash, for SIGKILL) and waits for it to exit. */
+  kill(signal: NodeJS.Signals): Promise<void>;
 }
 
 interface Done {
@@ -81,8 +83,13 @@ export async function forkIpcChild<Reply extends object>(
     await exited;
     clearTimeout(timer);
   };
+  const kill = async (signal: NodeJS.Signals): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(signal);
+    await exited;
+  };
   try {
-    return { port: await port, send, close };
+    return { port: await port, send, close, kill };
   } catch (error) {
     await close();
     throw error;

@@ -5,7 +5,6 @@
  * Requires the `pushpin` binary (see test/helpers/pushpin.ts).
  */
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
 import type { RequestListener } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { Readable, type Writable } from 'node:stream';
@@ -14,6 +13,7 @@ import { Publisher } from '@fanoutio/grip';
 import express from 'express';
 import { EventStream, GripPublishError, type ServerSentEvent } from '../../src/index.js';
 import { forkAppProcess } from '../helpers/app-process.js';
+import { gripSig } from '../helpers/grip-sig.js';
 import { type RunningPushpin, requirePushpin, startPushpin } from '../helpers/pushpin.js';
 import { cleanups } from '../helpers/requirements.js';
 import { controlForwarder, listen, type RunningServer } from '../helpers/server.js';
@@ -78,13 +78,6 @@ function eventsApp(eventStream: EventStream): express.Express {
 
 function gripConfig(pushpin: RunningPushpin): { control_uri: string; verify_key: string } {
   return { control_uri: pushpin.controlUri, verify_key: pushpin.sigKey };
-}
-
-/** A Grip-Sig as Pushpin makes it: an HS256 JWT. */
-function gripSig(key: string, claims: Record<string, unknown> = {}): string {
-  const part = (value: object): string => Buffer.from(JSON.stringify(value)).toString('base64url');
-  const unsigned = `${part({ typ: 'JWT', alg: 'HS256' })}.${part({ iss: 'pushpin', exp: Math.floor(Date.now() / 1000) + 3600, ...claims })}`;
-  return `${unsigned}.${createHmac('sha256', key).update(unsigned).digest('base64url')}`;
 }
 
 function numbered(count: number): ServerSentEvent[] {
