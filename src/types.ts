@@ -66,6 +66,9 @@ export type AuthorizeFunction<TRequest = NodeRequest | Request> = (
   channels: readonly string[],
 ) => Awaitable<Authorization>;
 
+/** Who a request comes from, for `maxStreamsPerClient`; null leaves it uncounted. */
+export type ClientKeyFunction = (request: NodeRequest | Request) => string | null;
+
 /** Options of one route (`eventStream(spec, options)`, `run`, `fetchHandler`, `respond`). */
 export interface RouteOptions<TRequest = NodeRequest | Request> {
   /** Overrides the instance's `authorize` for this route. */
@@ -200,6 +203,26 @@ export interface EventStreamOptions {
   maxChannelNameLength?: number;
   /** Most channels one request may listen to. Default 16. */
   maxChannelsPerRequest?: number;
+  /**
+   * Most direct streams this process serves at once; past it a new stream
+   * gets the answer that makes EventSource come back later (a 200 with only
+   * `retry:`, as during a store outage). Held streams (GRIP) are not counted.
+   * Default: no limit.
+   */
+  maxStreams?: number;
+  /**
+   * Most direct streams one client (see `clientKey`) may have open at once;
+   * past it `429 Too Many Requests` with `Retry-After`. Default: no limit.
+   */
+  maxStreamsPerClient?: number;
+  /**
+   * Who a request comes from, for `maxStreamsPerClient`. Default: the remote
+   * address of a Node request (web Requests carry none and are then not
+   * counted). Behind a reverse proxy, read its header
+   * (`req.headers['x-forwarded-for']`); with logins, a user id. Return null
+   * to leave a request uncounted.
+   */
+  clientKey?: ClientKeyFunction;
   /** Turns `event.data` into text. Default `JSON.stringify`. */
   serializeData?: DataSerializer;
   /**
@@ -320,6 +343,16 @@ export interface EventStore {
   disconnect?(channel: string, reason: string): Promise<void>;
   /** Shared stores: calls `listener` for every disconnect asked in any process; returns what stops it. */
   watchDisconnects?(listener: (channel: string, reason: string) => void): () => void;
+  /**
+   * Shared stores: records the streams one process has per channel (its
+   * `counts` replace what it reported before), good for `ttlMs`: a process
+   * that stops reporting (crashed) stops counting once it passes.
+   */
+  reportPresence?(processId: string, counts: Readonly<Record<string, number>>, ttlMs: number): Promise<void>;
+  /** Shared stores: forgets one process's counts at once (it is shutting down). */
+  removePresence?(processId: string): Promise<void>;
+  /** Shared stores: the sum of the counts live processes reported for `channel`, leaving out `exceptProcessId`'s. */
+  presence?(channel: string, exceptProcessId?: string): Promise<number>;
   /** Releases connections and timers. */
   close?(): MaybePromise<void>;
 }
@@ -341,15 +374,25 @@ export interface StoreWatch {
 // ---- Monitoring ----
 
 /** A snapshot of what an EventStream holds, for monitoring and leak checks. */
+/**
+ * A snapshot of what one EventStream (in this process) holds and did. Counts
+ * across processes and proxies are `subscribers(channel)`'s job.
+ */
 export interface EventStreamStats {
-  /** Local subscribers per channel (channels without subscribers are omitted). */
+  /** Direct streams per channel in this process (channels without any are omitted). */
   channels: Record<string, number>;
   /** Live channel hubs (channels with a subscriber or an open writer). */
   hubs: number;
-  /** Open direct event-stream responses. */
+  /** Direct streams open in this process (every stream counted once, whatever its channels). */
   streams: number;
-  /** Events handed to hubs since construction. */
+  /** Streams GRIP proxies hold for this process, as far as it can tell (see `subscribers`); 0 without `grip`. */
+  heldStreams: number;
+  /** Events published through this process (numbered by the store on its behalf) since construction. */
   eventsPublished: number;
+  /** Events that reached this process's hubs: its own publishes, and with a shared store every process's. */
+  eventsReceived: number;
+  /** Events handed to this process's direct streams, counted per frame: events times the streams subscribed. */
+  deliveries: number;
   /** Clients disconnected for falling more than `maxBufferBytes` behind. */
   slowClientsDropped: number;
 }

@@ -6,6 +6,8 @@ import type { ChannelHub } from '../delivery/hub.js';
 import { HubRegistry } from '../delivery/hub-registry.js';
 import { KeepAliveClock } from '../delivery/keep-alive.js';
 import { ResponseStream, type ResponseStreamHost } from '../delivery/response-stream.js';
+import { type StreamCloseMessage, streamCloseChannel, type StreamOpenMessage, streamOpenChannel } from '../common/diagnostics.js';
+import { StreamMetrics } from '../common/metrics.js';
 import { EventStreamClosedError } from '../errors.js';
 import { encodeEvent } from '../sse/encoder.js';
 import type { StreamPosition } from '../sse/event-id.js';
@@ -15,13 +17,14 @@ import type { EventStore, EventStreamStats, ServerSentEvent } from '../types.js'
 import type { ResolvedOptions } from './options.js';
 import type { ProxyGateway } from './proxy-gateway.js';
 import { PublishWritables } from './publish-writables.js';
+import { NO_SLOT, StreamLimits, type StreamSlot } from './stream-limits.js';
 
 function expire(stream: ResponseStream): void {
-  stream.closeWith('expired');
+  stream.closeWith('expired', 'expired');
 }
 
 /** Builds the proxy gateway once the store is known (the gateway reads it for held streams). */
-export type ProxyGatewayFactory = (store: EventStore) => ProxyGateway;
+export type ProxyGatewayFactory = (store: EventStore, metrics: StreamMetrics) => ProxyGateway;
 
 /**
  * The state behind one EventStream: its store, hubs, open streams, the
@@ -39,8 +42,11 @@ export class EventStreamCore implements ResponseStreamHost {
   readonly clientRetry: number | null;
   /** A store this instance made (the default) is closed with it; a store passed in belongs to the caller. */
   private readonly ownsStore: boolean;
-  private readonly metrics = { eventsPublished: 0, slowClientsDropped: 0 };
+  readonly metrics = new StreamMetrics();
+  readonly limits: StreamLimits;
   private readonly streams = new Set<ResponseStream>();
+  /** Only with a limit configured: the place each open stream holds. */
+  private readonly slots = new Map<ResponseStream, StreamSlot>();
   private readonly publishWritables: PublishWritables;
   /** Only streams allowed until some time have one; most streams cost nothing here. */
   private readonly expiryTimers = new Map<ResponseStream, NodeJS.Timeout>();
@@ -54,8 +60,9 @@ export class EventStreamCore implements ResponseStreamHost {
     this.clientRetry = options.clientRetry;
     this.ownsStore = options.store === null;
     this.store = options.store ?? new MemoryEventStore();
-    this.hubs = new HubRegistry(this.store);
-    this.proxy = createProxy === null ? null : createProxy(this.store);
+    this.hubs = new HubRegistry(this.store, this.metrics);
+    this.limits = new StreamLimits(options.maxStreams, options.maxStreamsPerClient);
+    this.proxy = createProxy === null ? null : createProxy(this.store, this.metrics);
     this.keepAliveClock = options.keepAliveInterval > 0 ? new KeepAliveClock(options.keepAliveInterval, this.streams) : null;
     this.unwatchDisconnects =
       this.store.shared && this.store.watchDisconnects !== undefined
@@ -85,6 +92,7 @@ export class EventStreamCore implements ResponseStreamHost {
         await Promise.all(waits);
       } catch (error) {
         for (const hub of hubs) this.hubs.release(hub);
+        this.metrics.storeErrors++;
         throw asStoreError(error, 'reading the event store');
       }
       if (this.isClosed) throw new EventStreamClosedError();
@@ -102,11 +110,28 @@ export class EventStreamCore implements ResponseStreamHost {
    * replaying first when resuming. A stream allowed only until some time is
    * closed (`stream-close`, reason `expired`) at its closing time.
    */
-  openStream(sink: EventSink, hubs: readonly ChannelHub[], resume: StreamPosition | null, access: Access): void {
+  openStream(
+    sink: EventSink,
+    hubs: readonly ChannelHub[],
+    resume: StreamPosition | null,
+    access: Access,
+    slot: StreamSlot,
+    transport: 'node' | 'web',
+  ): void {
+    this.metrics.streamsOpened++;
+    if (streamOpenChannel.hasSubscribers) {
+      streamOpenChannel.publish({ channels: hubs.map((hub) => hub.channel), transport, held: false } satisfies StreamOpenMessage);
+    }
     const stream = new ResponseStream(sink, hubs, this, resume);
+    if (stream.closed) {
+      // Closed while opening (the client was already gone): streamClosed ran before it was counted.
+      slot.release();
+      return;
+    }
     this.streams.add(stream);
     this.keepAliveClock?.streamAdded();
-    if (access.until !== null && !stream.closed) {
+    if (slot !== NO_SLOT) this.slots.set(stream, slot);
+    if (access.until !== null) {
       const now = Date.now();
       const timer = setTimeout(expire, closingTime(access.until, now) - now, stream);
       timer.unref();
@@ -131,7 +156,7 @@ export class EventStreamCore implements ResponseStreamHost {
   /** Ends this process's streams on `channel`; the shared store calls it for a disconnect asked anywhere. */
   disconnectHere(channel: string, reason: string): void {
     for (const stream of [...this.streams]) {
-      if (stream.channels.includes(channel)) stream.closeWith(reason);
+      if (stream.channels.includes(channel)) stream.closeWith(reason, 'disconnected');
     }
   }
 
@@ -141,13 +166,31 @@ export class EventStreamCore implements ResponseStreamHost {
       clearTimeout(timer);
       this.expiryTimers.delete(stream);
     }
-    this.streams.delete(stream);
-    this.keepAliveClock?.streamRemoved();
+    const slot = this.slots.get(stream);
+    if (slot !== undefined) {
+      slot.release();
+      this.slots.delete(stream);
+    }
+    if (this.streams.delete(stream)) this.keepAliveClock?.streamRemoved();
     for (const hub of stream.hubs) this.hubs.release(hub);
+    this.metrics.streamsClosed[stream.closeReason]++;
+    if (streamCloseChannel.hasSubscribers) {
+      streamCloseChannel.publish({
+        channels: stream.channels,
+        reason: stream.closeReason,
+        durationMs: Date.now() - stream.openedAt,
+        bytesSent: stream.bytesSent,
+      } satisfies StreamCloseMessage);
+    }
   }
 
   slowClientDropped(): void {
     this.metrics.slowClientsDropped++;
+  }
+
+  /** Open streams here, and the streams proxies hold for this process (as far as it can tell, see HeldStreams). */
+  streamCounts(): { direct: number; held: number } {
+    return { direct: this.streams.size, held: this.proxy?.heldStreams() ?? 0 };
   }
 
   openWritable(channel: string, highWaterMark?: number, perRequest = false): ChannelWritable {
@@ -185,12 +228,16 @@ export class EventStreamCore implements ResponseStreamHost {
   }
 
   stats(): EventStreamStats {
+    const { metrics } = this;
     return {
       channels: this.hubs.subscriberCounts(),
       hubs: this.hubs.size,
       streams: this.streams.size,
-      eventsPublished: this.metrics.eventsPublished,
-      slowClientsDropped: this.metrics.slowClientsDropped,
+      heldStreams: this.proxy?.heldStreams() ?? 0,
+      eventsPublished: metrics.eventsPublished,
+      eventsReceived: metrics.eventsReceived,
+      deliveries: metrics.deliveries,
+      slowClientsDropped: metrics.slowClientsDropped,
     };
   }
 

@@ -2,7 +2,15 @@ import { channelNameProblem } from '../admission/channel-names.js';
 import { checkOptionKeys, integerOption, type OptionKeys } from '../common/option-checks.js';
 import { InvalidOptionError } from '../errors.js';
 import { jsonSerializer } from '../sse/encoder.js';
-import type { AuthorizeFunction, DataSerializer, EventStore, EventStreamOptions, GripOption } from '../types.js';
+import type {
+  AuthorizeFunction,
+  ClientKeyFunction,
+  DataSerializer,
+  EventStore,
+  EventStreamOptions,
+  GripOption,
+  NodeRequest,
+} from '../types.js';
 
 export interface ResolvedOptions {
   authorize: AuthorizeFunction | null;
@@ -16,6 +24,9 @@ export interface ResolvedOptions {
   maxEventBytes: number;
   maxChannelNameLength: number;
   maxChannelsPerRequest: number;
+  maxStreams: number | null;
+  maxStreamsPerClient: number | null;
+  clientKey: ClientKeyFunction;
   serializeData: DataSerializer;
   store: EventStore | null;
 }
@@ -39,6 +50,9 @@ const OPTION_KEYS = {
   maxEventBytes: true,
   maxChannelNameLength: true,
   maxChannelsPerRequest: true,
+  maxStreams: true,
+  maxStreamsPerClient: true,
+  clientKey: true,
   serializeData: true,
   store: true,
   authorize: true,
@@ -83,6 +97,10 @@ export function resolveOptions(options: EventStreamOptions | null | undefined): 
     maxEventBytes,
     maxChannelNameLength: integerOption(given.maxChannelNameLength, 'options.maxChannelNameLength', 128, 1),
     maxChannelsPerRequest: integerOption(given.maxChannelsPerRequest, 'options.maxChannelsPerRequest', 16, 1),
+    maxStreams: given.maxStreams === undefined ? null : integerOption(given.maxStreams, 'options.maxStreams', 0, 0),
+    maxStreamsPerClient:
+      given.maxStreamsPerClient === undefined ? null : integerOption(given.maxStreamsPerClient, 'options.maxStreamsPerClient', 0, 1),
+    clientKey: checkClientKey(given.clientKey),
     serializeData,
     store,
   };
@@ -106,4 +124,20 @@ export function checkAuthorize(value: unknown, label: string): AuthorizeFunction
   if (typeof value !== 'function')
     throw new InvalidOptionError(`${label} must be a function (request, channels) => boolean | { until }`);
   return value as AuthorizeFunction;
+}
+
+/**
+ * Who a request comes from, for `maxStreamsPerClient`: by default the
+ * remote address of a Node request. A web Request carries none, so web
+ * requests are not counted per client unless `clientKey` says who they are.
+ */
+function remoteAddress(request: NodeRequest | Request): string | null {
+  if (typeof Request !== 'undefined' && request instanceof Request) return null;
+  return (request as NodeRequest).socket?.remoteAddress ?? null;
+}
+
+function checkClientKey(value: unknown): ClientKeyFunction {
+  if (value === undefined || value === null) return remoteAddress;
+  if (typeof value !== 'function') throw new InvalidOptionError('options.clientKey must be a function (request) => string');
+  return value as ClientKeyFunction;
 }

@@ -40,6 +40,8 @@ export interface ProxyGateway extends RemotePublisher {
   followLink(url: string, gripLast: string | undefined): Promise<HoldInstructions | undefined>;
   /** Ends every stream the proxies hold on `channel`, with a `stream-close` telling why first. */
   disconnect(channel: string, reason: string): Promise<void>;
+  /** How many streams the proxies hold for this process, as far as it can tell (see HeldStreams); on `channel` when given. */
+  heldStreams(channel?: string): number;
   /** Stops every call to the proxies in flight; later publishes fail. */
   close(): void;
 }

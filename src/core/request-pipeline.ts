@@ -8,6 +8,7 @@ import { EventStoreError, EventStreamClosedError, HttpRequestError } from '../er
 import { retryLaterText } from '../sse/encoder.js';
 import type { StreamPosition } from '../sse/event-id.js';
 import type { AuthorizeFunction, NodeRequest } from '../types.js';
+import { type StreamOpenMessage, streamOpenChannel } from '../common/diagnostics.js';
 import type { EventStreamCore } from './event-stream-core.js';
 import type { HoldInstructions } from './proxy-gateway.js';
 
@@ -19,6 +20,7 @@ export interface StreamRequest {
   readonly source: NodeRequest | Request;
   /** Who may listen: the route's `authorize`, else the instance's, else null (everyone). */
   readonly authorize: AuthorizeFunction | null;
+  readonly transport: 'node' | 'web';
   readonly method: string | undefined;
   readonly accept: HeaderValue;
   readonly gripSig: HeaderValue;
@@ -38,8 +40,8 @@ export interface StreamRequest {
 export interface StreamTransport<Answer, Sink extends EventSink = EventSink> {
   /** The client can no longer be reached (it left while channels were resolved or the store read). */
   clientGone(): boolean;
-  /** A plain-text refusal. */
-  refuse(status: number, message: string): Answer;
+  /** A plain-text refusal; `retryAfterSeconds` becomes a `Retry-After` header. */
+  refuse(status: number, message: string, retryAfterSeconds?: number): Answer;
   /** GRIP hold instructions; the proxy holds the stream, not us. */
   hold(instructions: HoldInstructions): Answer;
   /**
@@ -66,7 +68,8 @@ export interface StreamTransport<Answer, Sink extends EventSink = EventSink> {
 /** What to do with a request, whatever transport it came through. */
 export type Admission =
   | { readonly kind: 'refuse'; readonly status: number; readonly message: string }
-  | { readonly kind: 'hold'; readonly instructions: HoldInstructions }
+  | { readonly kind: 'hold'; readonly instructions: HoldInstructions; readonly channels: readonly string[] }
+  | { readonly kind: 'follow-up'; readonly instructions: HoldInstructions }
   | { readonly kind: 'retry-later'; readonly reason: RetryReason }
   | { readonly kind: 'stream'; readonly channels: string[]; readonly resume: StreamPosition | null; readonly access: Access };
 
@@ -75,12 +78,16 @@ export type Admission =
  * only tells it when to reconnect: EventSource gives up for good on any other
  * status, which in a rolling restart or a store outage would strand every client.
  */
-export type RetryReason = 'store-unavailable' | 'shutting-down';
+export type RetryReason = 'store-unavailable' | 'shutting-down' | 'busy';
 
 const RETRY_REASON_TEXT: Readonly<Record<RetryReason, string>> = {
   'store-unavailable': 'the event history is unavailable',
   'shutting-down': 'this server is shutting down',
+  busy: 'this server has as many streams open as it takes (maxStreams)',
 };
+
+/** What a client over `maxStreamsPerClient` is told to wait before trying again. */
+const RETRY_AFTER_SECONDS = 5;
 
 /** Reconnection delay a client is told when its stream cannot start now, unless `clientRetry` says otherwise. */
 const RETRY_LATER_MS = 2000;
@@ -100,27 +107,46 @@ export async function serveStreamRequest<Answer, Sink extends EventSink>(
   if (transport.clientGone()) return transport.abandoned();
   switch (admission.kind) {
     case 'refuse':
+      core.metrics.refused(admission.status);
       return transport.refuse(admission.status, admission.message);
     case 'hold':
+      core.metrics.heldStreamsOpened++;
+      if (streamOpenChannel.hasSubscribers) {
+        streamOpenChannel.publish({ channels: admission.channels, transport: request.transport, held: true } satisfies StreamOpenMessage);
+      }
+      return transport.hold(admission.instructions);
+    case 'follow-up':
       return transport.hold(admission.instructions);
     case 'retry-later':
       return retryLater(core, transport, admission.reason);
     case 'stream': {
       if (request.method === 'HEAD') return transport.headOnly();
+      const slot = core.limits.reserve(core.limits.countsClients ? core.options.clientKey(request.source) : null);
+      if (slot === 'process') return retryLater(core, transport, 'busy');
+      if (slot === 'client') {
+        core.metrics.refused(429);
+        const limit = core.options.maxStreamsPerClient;
+        return transport.refuse(429, `Too Many Requests: at most ${limit} open streams per client.`, RETRY_AFTER_SECONDS);
+      }
       const turn = transport.waitForTurn();
-      if (!(turn === true || (await turn)) || transport.clientGone()) return transport.abandoned();
+      if (!(turn === true || (await turn)) || transport.clientGone()) {
+        slot.release();
+        return transport.abandoned();
+      }
       let hubs: ChannelHub[];
       try {
         hubs = await core.prepareStream(admission.channels);
       } catch (error) {
+        slot.release();
         return retryLater(core, transport, retryReasonFor(error));
       }
       if (transport.clientGone()) {
+        slot.release();
         core.abandonStream(hubs);
         return transport.abandoned();
       }
       const sink = transport.openSink();
-      core.openStream(sink, hubs, admission.resume, admission.access);
+      core.openStream(sink, hubs, admission.resume, admission.access, slot, request.transport);
       return transport.opened(sink);
     }
   }
@@ -138,7 +164,8 @@ export async function admit(core: EventStreamCore, request: StreamRequest): Prom
     if (proxied) {
       // The proxy following a held stream's link: what the stream may do travels in the link, not in credentials.
       const followUp = await proxy!.followLink(request.url, firstValue(request.gripLast));
-      if (followUp !== undefined) return { kind: 'hold', instructions: followUp };
+      // Not a new stream: the proxy checking on one it holds.
+      if (followUp !== undefined) return { kind: 'follow-up', instructions: followUp };
     }
     const channels = checkRequestChannels(await request.resolveChannels(), core.options);
     // The query parameter is for clients that cannot set headers (a resumed page building its own EventSource URL).
@@ -149,6 +176,7 @@ export async function admit(core: EventStreamCore, request: StreamRequest): Prom
       return {
         kind: 'hold',
         instructions: await proxy!.hold(channels, resume, firstValue(request.gripLast), request.url, access),
+        channels,
       };
     }
     return { kind: 'stream', channels, resume, access };
@@ -159,13 +187,17 @@ export async function admit(core: EventStreamCore, request: StreamRequest): Prom
   }
 }
 
+/** Counted as refused with 503, the status it stands for: the stream was not served, and the client comes back later. */
 function retryLater<Answer>(
   core: EventStreamCore,
   transport: Pick<StreamTransport<Answer>, 'retryLater'>,
   reason: RetryReason,
 ): Answer {
+  core.metrics.refused(503);
+  if (reason === 'store-unavailable') core.metrics.storeErrors++;
   const body = retryLaterText(core.options.clientRetry ?? RETRY_LATER_MS, RETRY_REASON_TEXT[reason]);
-  return transport.retryLater(body, reason === 'shutting-down');
+  // Going away or full: a reconnect over a new connection may reach another instance.
+  return transport.retryLater(body, reason !== 'store-unavailable');
 }
 
 /** Why a stream that was admitted could not be prepared; errors that are no such reason are rethrown. */

@@ -20,6 +20,7 @@ export function clientBytes(
   positions: number[],
   frame: HubFrame,
   announceGaps: boolean,
+  metrics: { streamResets: number },
 ): Buffer | null {
   const index = channels.length === 1 ? 0 : channels.indexOf(frame.channel);
   const position = positions[index]!;
@@ -27,10 +28,11 @@ export function clientBytes(
   if (frame.lastSeq <= position) return null;
   let skip = 0;
   while (events[skip]!.seq <= position) skip++;
-  const reset =
-    announceGaps && events[skip]!.seq > position + 1
-      ? resetText(channels, positions, [frame.channel], index, events[skip]!.seq - 1)
-      : '';
+  let reset = '';
+  if (announceGaps && events[skip]!.seq > position + 1) {
+    reset = resetText(channels, positions, [frame.channel], index, events[skip]!.seq - 1);
+    metrics.streamResets++;
+  }
   if (channels.length === 1) {
     positions[0] = frame.lastSeq;
     if (skip === 0 && reset === '') return frame.wire;

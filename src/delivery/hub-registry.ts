@@ -1,3 +1,4 @@
+import type { StreamMetrics } from '../common/metrics.js';
 import type { EventStore } from '../types.js';
 import { ChannelHub } from './hub.js';
 
@@ -9,15 +10,17 @@ import { ChannelHub } from './hub.js';
 export class HubRegistry {
   private readonly hubs = new Map<string, ChannelHub>();
   private readonly store: EventStore;
+  private readonly metrics: StreamMetrics;
 
-  constructor(store: EventStore) {
+  constructor(store: EventStore, metrics: StreamMetrics) {
     this.store = store;
+    this.metrics = metrics;
   }
 
   retain(channel: string): ChannelHub {
     let hub = this.hubs.get(channel);
     if (hub === undefined) {
-      hub = new ChannelHub(channel);
+      hub = new ChannelHub(channel, this.metrics);
       // A hub never fails on its own; a listener keeps a stray error from crashing the process.
       hub.on('error', () => {});
       if (!this.store.shared) startFromHead(hub, this.store);

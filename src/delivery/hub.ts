@@ -1,6 +1,7 @@
 import { Duplex } from 'readable-stream';
 import { eventText } from '../sse/event-text.js';
 import type { StoredEvent } from '../types.js';
+import type { StreamMetrics } from '../common/metrics.js';
 import { flushAtEndOfTurn } from './flush-turn.js';
 import { HubFrame } from './hub-frame.js';
 
@@ -60,7 +61,9 @@ export class ChannelHub extends Duplex {
   /** Bytes taken since the last turn of the event loop began, for pacing while congested. */
   private turnBytes = 0;
 
-  constructor(channel: string) {
+  private readonly metrics: StreamMetrics;
+
+  constructor(channel: string, metrics: StreamMetrics) {
     super({
       readableObjectMode: true,
       writableObjectMode: true,
@@ -69,6 +72,7 @@ export class ChannelHub extends Duplex {
       allowHalfOpen: false,
     });
     this.channel = channel;
+    this.metrics = metrics;
     // one 'data' listener per subscriber
     this.setMaxListeners(0);
   }
@@ -115,6 +119,7 @@ export class ChannelHub extends Duplex {
   ): void {
     for (let c = chunkIndex; c < chunks.length; c++) {
       const events = chunks[c]!.chunk;
+      if (c !== chunkIndex || eventIndex === 0) this.metrics.eventsReceived += events.length;
       for (let e = c === chunkIndex ? eventIndex : 0; e < events.length; e++) {
         this.enqueue(events[e]!);
         const more = e + 1 < events.length || c + 1 < chunks.length;
@@ -175,7 +180,11 @@ export class ChannelHub extends Duplex {
     const frame = new HubFrame(this.channel, batch, Buffer.from(this.batchText, 'utf8'));
     this.batch = [];
     this.batchText = '';
-    if (this.subscriberCount > 0 && !this.destroyed) this.push(frame);
+    if (this.subscriberCount > 0 && !this.destroyed) {
+      // Per frame, not per client: what every subscriber is handed (those already past some events skip them).
+      this.metrics.deliveries += batch.length * this.subscriberCount;
+      this.push(frame);
+    }
   }
 
   /** @internal Called at the end of the turn that wrote the batch (flush-turn.ts); a new turn's share begins. */

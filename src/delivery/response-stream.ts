@@ -3,6 +3,7 @@ import { transform } from 'through2';
 import { KEEP_ALIVE_TEXT, streamCloseText, streamOpenText } from '../sse/encoder.js';
 import { formatEventId, type StreamPosition } from '../sse/event-id.js';
 import type { EventStore } from '../types.js';
+import type { CloseReason, StreamMetrics } from '../common/metrics.js';
 import { clientBytes } from './client-ids.js';
 import type { EventSink } from './event-sink.js';
 import type { ChannelHub } from './hub.js';
@@ -20,6 +21,7 @@ export interface ResponseStreamHost {
   readonly clientRetry: number | null;
   /** Current keep-alive tick, or null when keep-alives are off. */
   readonly keepAliveClock: { readonly tick: number } | null;
+  readonly metrics: StreamMetrics;
   streamClosed(stream: ResponseStream): void;
   slowClientDropped(stream: ResponseStream): void;
 }
@@ -49,6 +51,11 @@ export class ResponseStream implements KeepAliveTarget, ReplayTarget {
   readonly hubs: readonly ChannelHub[];
   readonly channels: readonly string[];
   activityTick = 0;
+  /** When the stream opened (epoch ms) and what it sent: for `eventstream:stream:close`. */
+  readonly openedAt = Date.now();
+  bytesSent = 0;
+  /** Why it ended, once it did. */
+  closeReason: CloseReason = 'client';
   /** @internal Sequence number of the last event the client has (or skipped past) in each channel. */
   readonly positions: number[];
   private readonly transform: Transform;
@@ -96,8 +103,8 @@ export class ResponseStream implements KeepAliveTarget, ReplayTarget {
     ) as OwnedTransform;
     owned.owner = this;
     this.transform = owned;
-    this.onResClose = () => this.close();
-    this.transform.on('error', this.onResClose);
+    this.onResClose = () => this.close('client');
+    this.transform.on('error', failTransform);
     // Flowing mode: each pushed chunk reaches the sink's write() synchronously.
     this.transform.on('data', writeTransformed);
     res.on('close', this.onResClose);
@@ -115,23 +122,26 @@ export class ResponseStream implements KeepAliveTarget, ReplayTarget {
     }
     for (const hub of hubs) hub.subscribe(this.onFrame);
     this.activityTick = host.keepAliveClock?.tick ?? 0;
-    if (resume !== null) void replayMissed(this, host.store, host.maxBufferBytes, resume);
+    if (resume !== null) void replayMissed(this, host.store, host.maxBufferBytes, host.metrics, resume);
   }
 
-  /** Ends the response cleanly (graceful shutdown). */
-  end(): void {
+  /** Ends the response cleanly: the EventStream is closing (`shutdown`), or the stream was told why (closeWith). */
+  end(reason: CloseReason = 'shutdown'): void {
     if (this.closed) return;
     this.flushPending();
-    this.close();
+    this.close(reason);
     this.res.end();
   }
 
-  /** Tells the client why its stream ends (`stream-close`), then ends it: access expired or was revoked. */
-  closeWith(reason: string): void {
+  /**
+   * Tells the client why its stream ends (`stream-close` with `reason`),
+   * then ends it: its access expired, or it was disconnected (revoked).
+   */
+  closeWith(reason: string, kind: 'expired' | 'disconnected'): void {
     if (this.closed) return;
     this.flushPending();
     this.transform.push(Buffer.from(streamCloseText(reason)));
-    this.end();
+    this.end(kind);
   }
 
   sendKeepAlive(): void {
@@ -140,7 +150,8 @@ export class ResponseStream implements KeepAliveTarget, ReplayTarget {
 
   /** @internal The Transform's work: a frame becomes this client's bytes (a Buffer passes as it is). */
   take(chunk: HubFrame | Buffer): void {
-    const bytes = chunk instanceof HubFrame ? clientBytes(this.channels, this.positions, chunk, this.deferred === null) : chunk;
+    const bytes =
+      chunk instanceof HubFrame ? clientBytes(this.channels, this.positions, chunk, this.deferred === null, this.host.metrics) : chunk;
     if (bytes !== null) this.accept(bytes);
   }
 
@@ -227,6 +238,8 @@ export class ResponseStream implements KeepAliveTarget, ReplayTarget {
     const { res } = this;
     const accepted = res.write(chunk);
     if (this.flushesResponse) res.flush!();
+    this.bytesSent += chunk.length;
+    this.host.metrics.bytesSent += chunk.length;
     const clock = this.host.keepAliveClock;
     if (clock !== null) this.activityTick = clock.tick;
     // HTTP/2 compatibility responses have no writableNeedDrain; write() returning false says the same.
@@ -249,18 +262,19 @@ export class ResponseStream implements KeepAliveTarget, ReplayTarget {
 
   private dropAsSlow(): void {
     this.host.slowClientDropped(this);
-    this.destroy();
+    this.destroy('slow');
   }
 
   /** The client is not reading, or cannot be served: end() would wait forever for the buffer to drain. */
-  destroy(): void {
-    this.close();
+  destroy(reason: CloseReason = 'error'): void {
+    this.close(reason);
     this.res.destroy();
   }
 
-  private close(): void {
+  private close(reason: CloseReason): void {
     if (this.closed) return;
     this.closed = true;
+    this.closeReason = reason;
     this.clearCongestion();
     this.res.removeListener('close', this.onResClose);
     if (this.onResDrain !== null) this.res.removeListener('drain', this.onResDrain);
@@ -271,6 +285,11 @@ export class ResponseStream implements KeepAliveTarget, ReplayTarget {
     this.deferred = null;
     this.host.streamClosed(this);
   }
+}
+
+/** The Transform failed (it never should): the stream cannot go on. Shared by every stream, as the listeners below are. */
+function failTransform(this: OwnedTransform): void {
+  this.owner.destroy('error');
 }
 
 function flushResponsePending(stream: ResponseStream): void {

@@ -6,6 +6,12 @@ import type { ChannelHub } from './hub.js';
 import { HubFrame } from './hub-frame.js';
 import { isLastPage, planReplay, readPage } from './replay-plan.js';
 
+/** What a replay counts (StreamMetrics). */
+interface ReplayCounts {
+  eventsReplayed: number;
+  streamResets: number;
+}
+
 /** What a replay needs of the direct stream it fills (a ResponseStream). */
 export interface ReplayTarget {
   readonly channels: readonly string[];
@@ -20,7 +26,7 @@ export interface ReplayTarget {
   /** The replay is over: the live frames deferred meanwhile go out, and later ones directly. */
   goLive(): void;
   /** The replay cannot go on (the store went away): the client reconnects and resumes from what it got. */
-  destroy(): void;
+  destroy(reason: 'error'): void;
 }
 
 /**
@@ -33,6 +39,7 @@ export async function replayMissed(
   target: ReplayTarget,
   store: EventStore,
   maxBufferBytes: number,
+  metrics: ReplayCounts,
   resume: StreamPosition,
 ): Promise<void> {
   const replays: Array<{ index: number; page: HistoryPage }> = [];
@@ -49,10 +56,13 @@ export async function replayMissed(
       }
     });
     if (target.closed) return;
-    if (reset.length > 0) target.send(Buffer.from(streamResetText(reset, formatEventId(target.channels, target.positions))));
-    for (const { index, page } of replays) await replayChannel(target, store, maxBufferBytes, index, page);
+    if (reset.length > 0) {
+      metrics.streamResets++;
+      target.send(Buffer.from(streamResetText(reset, formatEventId(target.channels, target.positions))));
+    }
+    for (const { index, page } of replays) await replayChannel(target, store, maxBufferBytes, metrics, index, page);
   } catch {
-    target.destroy();
+    target.destroy('error');
     return;
   }
   if (!target.closed) target.goLive();
@@ -63,6 +73,7 @@ async function replayChannel(
   target: ReplayTarget,
   store: EventStore,
   maxBufferBytes: number,
+  metrics: ReplayCounts,
   index: number,
   firstPage: HistoryPage,
 ): Promise<void> {
@@ -78,6 +89,7 @@ async function replayChannel(
       bytes += eventTextLength(channel, events[i]!);
       if (bytes >= sliceBytes || i === events.length - 1) {
         target.send(replayFrame(channel, events.slice(start, i + 1), singleChannel));
+        metrics.eventsReplayed += i + 1 - start;
         start = i + 1;
         bytes = 0;
         await target.drained();
@@ -88,6 +100,7 @@ async function replayChannel(
     if (page.gap) {
       // Trimmed while this client was being replayed: it cannot catch up without a gap, so it starts over here.
       target.positions[index] = target.hubs[index]!.position;
+      metrics.streamResets++;
       target.send(Buffer.from(streamResetText([channel], formatEventId(target.channels, target.positions))));
       return;
     }

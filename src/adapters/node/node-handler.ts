@@ -24,6 +24,7 @@ export function serveNodeRequest(
   return serveStreamRequest(
     core,
     {
+      transport: 'node',
       source: req,
       authorize,
       method: req.method,
@@ -50,8 +51,8 @@ class NodeTransport implements StreamTransport<void> {
     return clientGone(this.res);
   }
 
-  refuse(status: number, message: string): void {
-    respondPlainText(this.res, status, message);
+  refuse(status: number, message: string, retryAfterSeconds?: number): void {
+    respondPlainText(this.res, status, message, retryAfterSeconds);
   }
 
   hold(instructions: HoldInstructions): void {

@@ -25,6 +25,7 @@ export function serveWebRequest(
   return serveStreamRequest(
     core,
     {
+      transport: 'web',
       source: request,
       authorize,
       method: request.method,
@@ -52,11 +53,10 @@ class WebTransport implements StreamTransport<Response, BodySink> {
     return false;
   }
 
-  refuse(status: number, message: string): Response {
-    return new Response(`${message}\n`, {
-      status,
-      headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' },
-    });
+  refuse(status: number, message: string, retryAfterSeconds?: number): Response {
+    const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' };
+    if (retryAfterSeconds !== undefined) headers['retry-after'] = String(retryAfterSeconds);
+    return new Response(`${message}\n`, { status, headers });
   }
 
   hold(instructions: HoldInstructions): Response {

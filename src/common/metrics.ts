@@ -17,6 +17,8 @@ export class StreamMetrics {
   readonly requestsRefused = new Map<number, number>();
   /** Events this process sequenced and handed on (its publishes). */
   eventsPublished = 0;
+  /** Events that reached this process's hubs: its own publishes, and with a shared store every process's. */
+  eventsReceived = 0;
   /** Events delivered to direct streams here, counted per frame: events times the streams the frame reached. */
   deliveries = 0;
   /** Bytes written to direct streams' sinks. */
