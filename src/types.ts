@@ -178,6 +178,15 @@ export interface EventStreamOptions {
    * several processes number their events independently.
    */
   gripReliable?: boolean;
+  /**
+   * Milliseconds between a GRIP proxy's checks on each idle stream it holds
+   * (it fetches the stream's link), which is how this origin counts held
+   * streams for `subscribers()` and the `held` metrics. Each check is a
+   * request to the origin: 10,000 idle held streams at the default cost
+   * about 333 requests a second. 0 turns checks (and held counts) off.
+   * Default 30000.
+   */
+  gripCheckInterval?: number;
   /** Milliseconds a GRIP control-API call may take before it fails. Default 10000. */
   gripPublishTimeout?: number;
   /** Milliseconds without traffic before a keep-alive comment is sent. Default 15000; 0 disables. */

@@ -4,6 +4,7 @@ import { respondPlainText } from '../adapters/node/plain-text.js';
 import { serveWebRequest } from '../adapters/web/web-handler.js';
 import { assertChannelName } from '../admission/channel-names.js';
 import { compileChannelSpec, type RouteValues } from '../admission/channel-spec.js';
+import type { StreamMetrics } from '../common/metrics.js';
 import { checkOptionKeys, type OptionKeys } from '../common/option-checks.js';
 import { EventStreamCore, type ProxyGatewayFactory } from '../core/event-stream-core.js';
 import { checkAuthorize, type ResolvedOptions, resolveOptions } from '../core/options.js';
@@ -64,7 +65,7 @@ const ROUTE_OPTION_KEYS = { authorize: true } as const satisfies OptionKeys<Rout
 function gripGateway(options: ResolvedOptions): ProxyGatewayFactory | null {
   const { grip } = options;
   if (grip === null) return null;
-  return (store) => new GripBridge(grip, options, store);
+  return (store, metrics) => new GripBridge(grip, options, store, metrics);
 }
 
 /** A channel spec made of names only: it needs nothing from the request, so any Node request will do. */
@@ -214,6 +215,18 @@ export class EventStream<TEvents extends object = EventMap> {
     return core.openWritable(channel, highWaterMark) as unknown as ChannelEventWritable<EventOf<TEvents>>;
   }
 
+  /**
+   * How many streams listen to `channel`: direct ones in every process
+   * sharing the store and those GRIP proxies hold. Exact with the memory
+   * store and no proxy; otherwise see the README ("Presence") for how fresh
+   * each part is.
+   */
+  async subscribers(channel: string): Promise<number> {
+    const core = coreOf(this);
+    assertChannelName(channel, core.options);
+    return core.subscribers(channel);
+  }
+
   stats(): EventStreamStats {
     return coreOf(this).stats();
   }
@@ -222,4 +235,13 @@ export class EventStream<TEvents extends object = EventMap> {
   async close(): Promise<void> {
     coreOf(this).close();
   }
+}
+
+/**
+ * @internal What the Prometheus entry reads: the running totals and the
+ * open stream counts of an EventStream. Not exported from the main entry.
+ */
+export function observe(eventStream: EventStream): { metrics: StreamMetrics; streams(): { direct: number; held: number } } {
+  const core = coreOf(eventStream);
+  return { metrics: core.metrics, streams: () => core.streamCounts() };
 }

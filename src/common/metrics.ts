@@ -12,7 +12,14 @@ export class StreamMetrics {
   streamsOpened = 0;
   /** Hold instructions answered: streams a proxy holds for this origin. */
   heldStreamsOpened = 0;
-  readonly streamsClosed: Record<CloseReason, number> = { client: 0, slow: 0, expired: 0, disconnected: 0, shutdown: 0, error: 0 };
+  readonly streamsClosed: Record<CloseReason, number> = {
+    client: 0,
+    slow: 0,
+    expired: 0,
+    disconnected: 0,
+    shutdown: 0,
+    error: 0,
+  };
   /** Refused stream requests by status (4xx; 200 retry-later answers count under 503). */
   readonly requestsRefused = new Map<number, number>();
   /** Events this process sequenced and handed on (its publishes). */

@@ -1,13 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { type Access, closingTime } from '../admission/access.js';
 import { assertChannelName } from '../admission/channel-names.js';
+import { type StreamCloseMessage, type StreamOpenMessage, streamCloseChannel, streamOpenChannel } from '../common/diagnostics.js';
+import { StreamMetrics } from '../common/metrics.js';
 import { ChannelWritable } from '../delivery/channel-writable.js';
 import type { EventSink } from '../delivery/event-sink.js';
 import type { ChannelHub } from '../delivery/hub.js';
 import { HubRegistry } from '../delivery/hub-registry.js';
 import { KeepAliveClock } from '../delivery/keep-alive.js';
 import { ResponseStream, type ResponseStreamHost } from '../delivery/response-stream.js';
-import { type StreamCloseMessage, streamCloseChannel, type StreamOpenMessage, streamOpenChannel } from '../common/diagnostics.js';
-import { StreamMetrics } from '../common/metrics.js';
 import { EventStreamClosedError } from '../errors.js';
 import { encodeEvent } from '../sse/encoder.js';
 import type { StreamPosition } from '../sse/event-id.js';
@@ -18,6 +19,10 @@ import type { ResolvedOptions } from './options.js';
 import type { ProxyGateway } from './proxy-gateway.js';
 import { PublishWritables } from './publish-writables.js';
 import { NO_SLOT, StreamLimits, type StreamSlot } from './stream-limits.js';
+
+/** How often a process tells a shared store how many streams it has, and how long that report counts. */
+const PRESENCE_REPORT_MS = 5000;
+const PRESENCE_TTL_MS = 15_000;
 
 function expire(stream: ResponseStream): void {
   stream.closeWith('expired', 'expired');
@@ -53,6 +58,9 @@ export class EventStreamCore implements ResponseStreamHost {
   /** Stops the shared store's disconnect notices. */
   private readonly unwatchDisconnects: (() => void) | null;
   private isClosed = false;
+  /** Names this process's presence reports in a shared store. */
+  readonly processId = randomUUID();
+  private readonly presenceTimer: NodeJS.Timeout | null;
 
   constructor(options: ResolvedOptions, createProxy: ProxyGatewayFactory | null) {
     this.options = options;
@@ -68,6 +76,12 @@ export class EventStreamCore implements ResponseStreamHost {
       this.store.shared && this.store.watchDisconnects !== undefined
         ? this.store.watchDisconnects((channel, reason) => this.disconnectHere(channel, reason))
         : null;
+    if (this.store.shared && this.store.reportPresence !== undefined) {
+      this.presenceTimer = setInterval(() => this.reportPresence(), PRESENCE_REPORT_MS);
+      this.presenceTimer.unref();
+    } else {
+      this.presenceTimer = null;
+    }
     this.publishWritables = new PublishWritables(
       (channel) => this.openWritable(channel, undefined, true),
       () => this.isClosed,
@@ -188,6 +202,38 @@ export class EventStreamCore implements ResponseStreamHost {
     this.metrics.slowClientsDropped++;
   }
 
+  /**
+   * Streams on `channel`: this process's direct ones (exact) and held ones
+   * (see HeldStreams), plus, with a shared store, what every other live
+   * process last reported (at most PRESENCE_REPORT_MS old; a crashed
+   * process stops counting within PRESENCE_TTL_MS).
+   */
+  async subscribers(channel: string): Promise<number> {
+    const here = this.hubs.subscriberCount(channel) + (this.proxy?.heldStreams(channel) ?? 0);
+    if (!this.store.shared || this.store.presence === undefined) return here;
+    try {
+      return here + (await this.store.presence(channel, this.processId));
+    } catch (error) {
+      this.metrics.storeErrors++;
+      throw asStoreError(error, 'reading presence');
+    }
+  }
+
+  /** What this process reports to the shared store: per channel, its direct and held streams. */
+  private presenceCounts(): Record<string, number> {
+    const counts = this.hubs.subscriberCounts();
+    const held = this.proxy?.heldStreamCounts() ?? {};
+    for (const channel in held) counts[channel] = (counts[channel] ?? 0) + held[channel]!;
+    return counts;
+  }
+
+  private reportPresence(): void {
+    this.store.reportPresence!(this.processId, this.presenceCounts(), PRESENCE_TTL_MS).catch(() => {
+      // Redis away: the next report tries again; counts of this process expire meanwhile.
+      this.metrics.storeErrors++;
+    });
+  }
+
   /** Open streams here, and the streams proxies hold for this process (as far as it can tell, see HeldStreams). */
   streamCounts(): { direct: number; held: number } {
     return { direct: this.streams.size, held: this.proxy?.heldStreams() ?? 0 };
@@ -254,6 +300,11 @@ export class EventStreamCore implements ResponseStreamHost {
     this.hubs.destroyAll();
     this.keepAliveClock?.stop();
     this.unwatchDisconnects?.();
+    if (this.presenceTimer !== null) {
+      clearInterval(this.presenceTimer);
+      // Gone now, rather than once the last report expires.
+      this.store.removePresence?.(this.processId).catch(() => {});
+    }
     if (this.ownsStore) void this.store.close?.();
   }
 }

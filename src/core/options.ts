@@ -18,6 +18,7 @@ export interface ResolvedOptions {
   gripPrefix: string;
   gripReliable: boolean;
   gripPublishTimeout: number;
+  gripCheckInterval: number;
   keepAliveInterval: number;
   clientRetry: number | null;
   maxBufferBytes: number;
@@ -44,6 +45,7 @@ const OPTION_KEYS = {
   gripPrefix: true,
   gripReliable: true,
   gripPublishTimeout: true,
+  gripCheckInterval: true,
   keepAliveInterval: true,
   clientRetry: true,
   maxBufferBytes: true,
@@ -91,6 +93,7 @@ export function resolveOptions(options: EventStreamOptions | null | undefined): 
     gripPrefix,
     gripReliable,
     gripPublishTimeout: integerOption(given.gripPublishTimeout, 'options.gripPublishTimeout', 10_000, 1),
+    gripCheckInterval: integerOption(given.gripCheckInterval, 'options.gripCheckInterval', 30_000, 0),
     keepAliveInterval: integerOption(given.keepAliveInterval, 'options.keepAliveInterval', 15_000, 0),
     clientRetry: given.clientRetry === undefined ? null : integerOption(given.clientRetry, 'options.clientRetry', 0, 0),
     maxBufferBytes,
@@ -99,7 +102,9 @@ export function resolveOptions(options: EventStreamOptions | null | undefined): 
     maxChannelsPerRequest: integerOption(given.maxChannelsPerRequest, 'options.maxChannelsPerRequest', 16, 1),
     maxStreams: given.maxStreams === undefined ? null : integerOption(given.maxStreams, 'options.maxStreams', 0, 0),
     maxStreamsPerClient:
-      given.maxStreamsPerClient === undefined ? null : integerOption(given.maxStreamsPerClient, 'options.maxStreamsPerClient', 0, 1),
+      given.maxStreamsPerClient === undefined
+        ? null
+        : integerOption(given.maxStreamsPerClient, 'options.maxStreamsPerClient', 0, 1),
     clientKey: checkClientKey(given.clientKey),
     serializeData,
     store,

@@ -42,6 +42,8 @@ export interface ProxyGateway extends RemotePublisher {
   disconnect(channel: string, reason: string): Promise<void>;
   /** How many streams the proxies hold for this process, as far as it can tell (see HeldStreams); on `channel` when given. */
   heldStreams(channel?: string): number;
+  /** Per channel, the streams the proxies hold for this process. */
+  heldStreamCounts(): Record<string, number>;
   /** Stops every call to the proxies in flight; later publishes fail. */
   close(): void;
 }

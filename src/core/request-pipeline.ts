@@ -2,13 +2,13 @@ import { acceptsEventStream } from '../admission/accept.js';
 import { type Access, authorizeRequest } from '../admission/access.js';
 import { checkRequestChannels } from '../admission/request-channels.js';
 import { parseEventId } from '../admission/resume-position.js';
+import { type StreamOpenMessage, streamOpenChannel } from '../common/diagnostics.js';
 import type { EventSink } from '../delivery/event-sink.js';
 import type { ChannelHub } from '../delivery/hub.js';
 import { EventStoreError, EventStreamClosedError, HttpRequestError } from '../errors.js';
 import { retryLaterText } from '../sse/encoder.js';
 import type { StreamPosition } from '../sse/event-id.js';
 import type { AuthorizeFunction, NodeRequest } from '../types.js';
-import { type StreamOpenMessage, streamOpenChannel } from '../common/diagnostics.js';
 import type { EventStreamCore } from './event-stream-core.js';
 import type { HoldInstructions } from './proxy-gateway.js';
 
@@ -112,7 +112,11 @@ export async function serveStreamRequest<Answer, Sink extends EventSink>(
     case 'hold':
       core.metrics.heldStreamsOpened++;
       if (streamOpenChannel.hasSubscribers) {
-        streamOpenChannel.publish({ channels: admission.channels, transport: request.transport, held: true } satisfies StreamOpenMessage);
+        streamOpenChannel.publish({
+          channels: admission.channels,
+          transport: request.transport,
+          held: true,
+        } satisfies StreamOpenMessage);
       }
       return transport.hold(admission.instructions);
     case 'follow-up':

@@ -1,3 +1,5 @@
+import { type PublishMessage, publishChannel } from '../common/diagnostics.js';
+import type { StreamMetrics } from '../common/metrics.js';
 import { Writable } from 'readable-stream';
 import { EventStreamClosedError } from '../errors.js';
 import { EncodedEvent, encodeEvent } from '../sse/encoder.js';
@@ -24,7 +26,7 @@ export interface ChannelWritableOptions {
   serializeData: DataSerializer;
   /** Largest encoded event accepted (options.maxEventBytes). */
   maxEventBytes: number;
-  metrics: { eventsPublished: number };
+  metrics: StreamMetrics;
   /** Called once when the writable is finished or destroyed, to drop its hub reference. */
   onRelease: () => void;
   /** True once the EventStream is closed: nothing more is stored or sent. */
@@ -175,7 +177,7 @@ export class ChannelWritable extends Writable {
     try {
       first = this.options.store.append(this.channel, bodies);
     } catch (error) {
-      fail(asStoreError(error, 'appending to the event store'));
+      fail(this.storeFailure(error));
       return;
     }
     // The memory store answers at once: its hub then gets events in the order they were numbered.
@@ -183,14 +185,20 @@ export class ChannelWritable extends Writable {
     else
       first.then(
         (seq) => this.sequenced(seq, bodies, requests, callback),
-        (error: unknown) => fail(asStoreError(error, 'appending to the event store')),
+        (error: unknown) => fail(this.storeFailure(error)),
       );
+  }
+
+  private storeFailure(error: unknown): Error {
+    this.options.metrics.storeErrors++;
+    return asStoreError(error, 'appending to the event store');
   }
 
   private sequenced(first: number, bodies: readonly string[], requests: PublishRequest[] | null, callback: Callback): void {
     const events: StoredEvent[] = new Array(bodies.length);
     for (let i = 0; i < bodies.length; i++) events[i] = { seq: first + i, body: bodies[i]! };
     this.options.metrics.eventsPublished += events.length;
+    if (publishChannel.hasSubscribers) publishChannel.publish({ channel: this.channel, events } satisfies PublishMessage);
     const { hub, remote } = this.options;
     const outcome = requests === null ? null : joinOutcomes(requests, remote === null ? 1 : 2);
     if (remote !== null) {

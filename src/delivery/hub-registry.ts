@@ -77,6 +77,11 @@ export class HubRegistry {
     return this.hubs.size;
   }
 
+  /** Direct streams subscribed to `channel` here. */
+  subscriberCount(channel: string): number {
+    return this.hubs.get(channel)?.subscriberCount ?? 0;
+  }
+
   subscriberCounts(): Record<string, number> {
     const counts: Record<string, number> = {};
     for (const [channel, hub] of this.hubs) {

@@ -1,7 +1,7 @@
 import { Duplex } from 'readable-stream';
+import type { StreamMetrics } from '../common/metrics.js';
 import { eventText } from '../sse/event-text.js';
 import type { StoredEvent } from '../types.js';
-import type { StreamMetrics } from '../common/metrics.js';
 import { flushAtEndOfTurn } from './flush-turn.js';
 import { HubFrame } from './hub-frame.js';
 

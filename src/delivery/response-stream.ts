@@ -1,9 +1,9 @@
 import type { Transform } from 'readable-stream';
 import { transform } from 'through2';
+import type { CloseReason, StreamMetrics } from '../common/metrics.js';
 import { KEEP_ALIVE_TEXT, streamCloseText, streamOpenText } from '../sse/encoder.js';
 import { formatEventId, type StreamPosition } from '../sse/event-id.js';
 import type { EventStore } from '../types.js';
-import type { CloseReason, StreamMetrics } from '../common/metrics.js';
 import { clientBytes } from './client-ids.js';
 import type { EventSink } from './event-sink.js';
 import type { ChannelHub } from './hub.js';
@@ -151,7 +151,9 @@ export class ResponseStream implements KeepAliveTarget, ReplayTarget {
   /** @internal The Transform's work: a frame becomes this client's bytes (a Buffer passes as it is). */
   take(chunk: HubFrame | Buffer): void {
     const bytes =
-      chunk instanceof HubFrame ? clientBytes(this.channels, this.positions, chunk, this.deferred === null, this.host.metrics) : chunk;
+      chunk instanceof HubFrame
+        ? clientBytes(this.channels, this.positions, chunk, this.deferred === null, this.host.metrics)
+        : chunk;
     if (bytes !== null) this.accept(bytes);
   }
 

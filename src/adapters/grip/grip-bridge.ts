@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { type Access, closingTime } from '../../admission/access.js';
+import type { StreamMetrics } from '../../common/metrics.js';
 import type { HoldInstructions, ProxyGateway } from '../../core/proxy-gateway.js';
 import { EventStreamClosedError, HttpRequestError } from '../../errors.js';
 import { streamCloseText } from '../../sse/encoder.js';
@@ -10,6 +12,7 @@ import type { EventStore, StoredEvent } from '../../types.js';
 import { closeHeldStreams } from './control-api.js';
 import { parseGripLast } from './grip-last.js';
 import { type HeldStreamStart, startHeldStream } from './held-stream.js';
+import { HeldStreams } from './held-streams.js';
 import { holdInstructions } from './hold-instructions.js';
 import { type GripProxy, resolveGripProxies } from './proxy-config.js';
 import { ProxyQueue } from './proxy-queue.js';
@@ -21,6 +24,8 @@ export interface GripBridgeOptions {
   gripReliable: boolean;
   keepAliveInterval: number;
   gripPublishTimeout: number;
+  /** Milliseconds between the proxy's checks on an idle held stream (its link fetch); 0: no checks. */
+  gripCheckInterval: number;
   /** Bytes of missed events a held stream's opening may carry; the proxy recovers the rest. */
   maxBufferBytes: number;
   clientRetry: number | null;
@@ -64,10 +69,11 @@ export class GripBridge implements ProxyGateway {
   private readonly closing = new AbortController();
   private readonly queues: readonly ProxyQueue[];
   private readonly links: LinkSigner;
+  private readonly held: HeldStreams;
   /** One timer per closing time streams were held until (see expiryBucket). */
   private readonly expiries = new Map<number, NodeJS.Timeout>();
 
-  constructor(option: unknown, options: GripBridgeOptions, store: EventStore) {
+  constructor(option: unknown, options: GripBridgeOptions, store: EventStore, metrics: StreamMetrics) {
     this.proxies = resolveGripProxies(option);
     this.options = options;
     this.store = store;
@@ -77,9 +83,11 @@ export class GripBridge implements ProxyGateway {
       gripChannel: (channel: string) => this.gripChannel(channel),
       reliable: options.gripReliable,
       timeoutMs: options.gripPublishTimeout,
+      metrics,
     };
     this.queues = this.proxies.map((proxy) => new ProxyQueue(proxy, settings, this.closing.signal));
     this.links = new LinkSigner(linkSecrets(this.proxies, options.gripPrefix));
+    this.held = new HeldStreams(options.gripCheckInterval);
     if (!warnedUnverified && this.proxies.some((proxy) => proxy.verifyKey === undefined)) {
       warnedUnverified = true;
       process.emitWarning(
@@ -109,12 +117,15 @@ export class GripBridge implements ProxyGateway {
     access: Access,
   ): Promise<HoldInstructions> {
     const closeAt = access.until === null ? null : this.expiryBucket(access.until);
+    // Each held stream gets its own id in its link, so the proxy's checks tell this origin that it is still there.
+    const id = this.options.gripCheckInterval > 0 ? randomBytes(9).toString('base64url') : null;
     return this.holdFor(
       channels,
       gripLast === undefined ? resume : parseGripLast(gripLast, this.options.gripPrefix),
       gripLast !== undefined,
       url,
       closeAt,
+      id,
     );
   }
 
@@ -132,15 +143,17 @@ export class GripBridge implements ProxyGateway {
     if (claims === undefined) return undefined;
     if (claims === null) throw new HttpRequestError(403, 'Forbidden: this stream link was not issued by this server.');
     if (claims.closeAt !== null && Date.now() >= claims.closeAt) {
+      if (claims.id !== null) this.held.ended(claims.id);
       // No Grip-Hold: the proxy appends the body and ends the stream.
       return { headers: { ...EVENT_STREAM_HEADERS }, body: streamCloseText('expired') };
     }
     const position = gripLast === undefined ? null : parseGripLast(gripLast, this.options.gripPrefix);
-    return this.holdFor(claims.channels, position, true, url, claims.closeAt);
+    return this.holdFor(claims.channels, position, true, url, claims.closeAt, claims.id);
   }
 
   /** Ends every held stream on `channel` through each proxy, telling it why first. */
   async disconnect(channel: string, reason: string): Promise<void> {
+    this.held.endedOn(channel);
     await this.everyProxy((proxy) =>
       closeHeldStreams(
         proxy,
@@ -158,6 +171,7 @@ export class GripBridge implements ProxyGateway {
     recovering: boolean,
     url: string,
     closeAt: number | null,
+    id: string | null,
   ): Promise<HoldInstructions> {
     let start: HeldStreamStart;
     try {
@@ -180,16 +194,20 @@ export class GripBridge implements ProxyGateway {
       controlChannels.push(this.expiryChannel(closeAt));
       this.scheduleExpiry(closeAt);
     }
-    // A link is needed to recover gaps (reliable mode) and to end an idle stream at its closing time should
-    // the close published then not reach it (this process gone by then). Identical links share one fetch.
-    const needsLink = reliable || closeAt !== null;
+    if (id !== null) this.held.seen(id, channels);
+    // A link is needed to recover gaps (reliable mode), to end an idle stream at its closing time should the
+    // close published then not reach it (this process gone by then), and for the proxy to check on the stream.
+    const needsLink = reliable || closeAt !== null || id !== null;
+    const checkSeconds = id === null ? null : Math.max(1, Math.ceil(this.options.gripCheckInterval / 1000));
+    const untilClose = closeAt === null ? null : linkTimeout(closeAt);
     return holdInstructions({
       gripChannels,
       positions: reliable ? start.positions : null,
       controlChannels,
       body: start.body,
-      link: needsLink ? this.links.link(url, { channels, closeAt }) : null,
-      linkTimeoutSeconds: closeAt === null ? null : linkTimeout(closeAt),
+      link: needsLink ? this.links.link(url, { id, channels, closeAt }) : null,
+      linkTimeoutSeconds:
+        checkSeconds === null ? untilClose : untilClose === null ? checkSeconds : Math.min(checkSeconds, untilClose),
       keepAliveMs: this.options.keepAliveInterval,
     });
   }
@@ -239,6 +257,8 @@ export class GripBridge implements ProxyGateway {
    */
   publish(channel: string, events: readonly StoredEvent[]): Promise<void> {
     if (this.closing.signal.aborted) return Promise.reject(new EventStreamClosedError());
+    // A publish pushes back the proxy's next check on every stream of the channel.
+    this.held.published(channel);
     const { queues } = this;
     return new Promise<void>((resolve, reject) => {
       const failures: Array<Error | null> = new Array(queues.length).fill(null);
@@ -253,6 +273,14 @@ export class GripBridge implements ProxyGateway {
         });
       }
     });
+  }
+
+  heldStreams(channel?: string): number {
+    return this.held.count(channel);
+  }
+
+  heldStreamCounts(): Record<string, number> {
+    return this.held.counts();
   }
 
   /** Aborts every control-API call in flight; queued and later publishes fail with EventStreamClosedError. */

@@ -1,3 +1,5 @@
+import { type GripPublishMessage, gripPublishChannel } from '../../common/diagnostics.js';
+import type { StreamMetrics } from '../../common/metrics.js';
 import { EventStreamClosedError, GripPublishError } from '../../errors.js';
 import type { StoredEvent } from '../../types.js';
 import { groupItems, publishToProxy } from './control-api.js';
@@ -8,6 +10,7 @@ export interface ProxyQueueSettings {
   readonly gripChannel: (channel: string) => string;
   readonly reliable: boolean;
   readonly timeoutMs: number;
+  readonly metrics: StreamMetrics;
 }
 
 type Done = (error: Error | null) => void;
@@ -67,15 +70,36 @@ export class ProxyQueue {
   private async exchange(channel: string, batches: readonly Batch[]): Promise<Error | null> {
     const events = batches.length === 1 ? batches[0]!.events : batches.flatMap((batch) => batch.events);
     const { gripChannel, reliable, timeoutMs } = this.settings;
+    const started = performance.now();
+    let items = 0;
+    let failure: Error | null = null;
     try {
-      const items = groupItems(channel, events);
-      await publishToProxy(this.proxy, gripChannel(channel), items, reliable, timeoutMs, this.closing);
-      return null;
+      const grouped = groupItems(channel, events);
+      items = grouped.length;
+      await publishToProxy(this.proxy, gripChannel(channel), grouped, reliable, timeoutMs, this.closing);
     } catch (error) {
-      if (error instanceof GripPublishError || error instanceof EventStreamClosedError) return error;
-      // Signing the request (a custom auth) or building it failed: still this proxy's publish that failed.
-      const reason = error instanceof Error ? error.message : String(error);
-      return new GripPublishError(this.proxy.label, -1, reason, { cause: error });
+      if (error instanceof GripPublishError || error instanceof EventStreamClosedError) failure = error;
+      else {
+        // Signing the request (a custom auth) or building it failed: still this proxy's publish that failed.
+        const reason = error instanceof Error ? error.message : String(error);
+        failure = new GripPublishError(this.proxy.label, -1, reason, { cause: error });
+      }
+    }
+    this.observe(channel, items, performance.now() - started, failure);
+    return failure;
+  }
+
+  /** One exchange done: its duration and outcome, to the metrics and `eventstream:grip:publish`. */
+  private observe(channel: string, items: number, durationMs: number, failure: Error | null): void {
+    const { metrics } = this.settings;
+    if (failure !== null) metrics.gripPublishFailures++;
+    for (const observer of metrics.gripPublishObservers) observer(durationMs / 1000, failure !== null);
+    if (gripPublishChannel.hasSubscribers) {
+      const message: GripPublishMessage =
+        failure === null
+          ? { channel, proxy: this.proxy.label, items, durationMs }
+          : { channel, proxy: this.proxy.label, items, durationMs, error: failure };
+      gripPublishChannel.publish(message);
     }
   }
 }

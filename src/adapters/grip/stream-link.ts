@@ -2,6 +2,8 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 
 /** What a held stream was allowed, carried (signed) in its `Grip-Link`: the proxy fetches it without the client's credentials. */
 export interface LinkClaims {
+  /** The stream the link is for (each held stream has its own link, so the proxy checks on each), or null. */
+  readonly id: string | null;
   readonly channels: readonly string[];
   /** When the stream is to be closed (epoch ms), or null when its access does not expire. */
   readonly closeAt: number | null;
@@ -31,7 +33,7 @@ export class LinkSigner {
 
   /** `url` (path and query) with the signed claims as its link parameter. */
   link(url: string, claims: LinkClaims): string {
-    const payload = Buffer.from(JSON.stringify({ c: claims.channels, e: claims.closeAt })).toString('base64url');
+    const payload = Buffer.from(JSON.stringify({ i: claims.id, c: claims.channels, e: claims.closeAt })).toString('base64url');
     const token = `${payload}.${this.mac(payload)}`;
     const [path, query = ''] = splitQuery(url);
     const params = new URLSearchParams(query);
@@ -56,10 +58,14 @@ export class LinkSigner {
     const expected = Buffer.from(this.mac(payload), 'base64url');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
     try {
-      const { c, e } = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { c?: unknown; e?: unknown };
+      const { i, c, e } = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as {
+        i?: unknown;
+        c?: unknown;
+        e?: unknown;
+      };
       if (!Array.isArray(c) || c.length === 0 || !c.every((name) => typeof name === 'string')) return null;
       if (e !== null && typeof e !== 'number') return null;
-      return { channels: c as string[], closeAt: e };
+      return { id: typeof i === 'string' ? i : null, channels: c as string[], closeAt: e };
     } catch {
       return null;
     }

@@ -5,6 +5,7 @@ import type { EventStore, HistoryPage, StoredEvent, StoreListener, StoreLossList
 import { asStoreError } from '../store-error.js';
 import { RedisConnections } from './connection.js';
 import { DisconnectNotices } from './disconnect-notices.js';
+import { PresenceKeys } from './presence.js';
 import { channelKeys, seqOf } from './keys.js';
 import { APPEND, evalScript, HEAD, READ, REPAIR } from './scripts.js';
 import { Subscriptions } from './subscriptions.js';
@@ -62,6 +63,7 @@ export class RedisEventStore implements EventStore {
   private readonly connections: RedisConnections;
   private readonly subscriptions: Subscriptions;
   private readonly disconnects: DisconnectNotices;
+  private readonly presenceKeys: PresenceKeys;
 
   constructor(options: RedisEventStoreOptions = {}) {
     checkOptionKeys(options, OPTION_KEYS, 'RedisEventStore');
@@ -85,6 +87,7 @@ export class RedisEventStore implements EventStore {
       },
     });
     this.disconnects = new DisconnectNotices(this.keyPrefix, this.connections);
+    this.presenceKeys = new PresenceKeys(this.keyPrefix);
     this.subscriptions = new Subscriptions(this.keyPrefix, this.connections, {
       head: (channel) => this.head(channel),
       readSince: (channel, after, limit) => this.readSince(channel, after, limit),
@@ -140,6 +143,18 @@ export class RedisEventStore implements EventStore {
 
   watchDisconnects(listener: (channel: string, reason: string) => void): () => void {
     return this.disconnects.watch(listener);
+  }
+
+  async reportPresence(processId: string, counts: Readonly<Record<string, number>>, ttlMs: number): Promise<void> {
+    await this.run('reportPresence', (redis) => this.presenceKeys.report(redis, processId, counts, ttlMs));
+  }
+
+  async removePresence(processId: string): Promise<void> {
+    await this.run('removePresence', (redis) => this.presenceKeys.remove(redis, processId));
+  }
+
+  presence(channel: string, exceptProcessId?: string): Promise<number> {
+    return this.run('presence', (redis) => this.presenceKeys.count(redis, channel, exceptProcessId));
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { StreamMetrics } from '../../../src/common/metrics.js';
 import type { HubFrame } from '../../../src/delivery/hub-frame.js';
 import { HubRegistry } from '../../../src/delivery/hub-registry.js';
 import { MemoryEventStore } from '../../../src/stores/memory-store.js';
@@ -54,7 +55,7 @@ class SharedTestStore implements EventStore {
 }
 
 test('registry: one hub per channel while referenced; the last release destroys it and the next retain makes a new one', () => {
-  const registry = new HubRegistry(new MemoryEventStore());
+  const registry = new HubRegistry(new MemoryEventStore(), new StreamMetrics());
   const a = registry.retain('room');
   const b = registry.retain('room');
   const other = registry.retain('other');
@@ -80,7 +81,7 @@ test('registry: one hub per channel while referenced; the last release destroys 
 });
 
 test('registry: releasing a hub that was already replaced does not drop its successor', () => {
-  const registry = new HubRegistry(new MemoryEventStore());
+  const registry = new HubRegistry(new MemoryEventStore(), new StreamMetrics());
   const first = registry.retain('room');
   registry.destroyAll();
   const second = registry.retain('room');
@@ -94,7 +95,7 @@ test('registry: a hub of a local store starts at the channel head', () => {
   const store = new MemoryEventStore();
   store.append('room', ['data: a\n', 'data: b\n', 'data: c\n']);
   const head = store.head('room');
-  const registry = new HubRegistry(store);
+  const registry = new HubRegistry(store, new StreamMetrics());
   const hub = registry.retain('room');
   assert.equal(hub.position, head);
   assert.equal(registry.watchStore(hub), hub.ready, 'a local store needs no watch');
@@ -102,7 +103,7 @@ test('registry: a hub of a local store starts at the channel head', () => {
 });
 
 test('registry: subscriberCounts lists only channels with subscribers, with their counts', () => {
-  const registry = new HubRegistry(new MemoryEventStore());
+  const registry = new HubRegistry(new MemoryEventStore(), new StreamMetrics());
   const room = registry.retain('room');
   registry.retain('writer-only');
   const lobby = registry.retain('lobby');
@@ -118,7 +119,7 @@ test('registry: subscriberCounts lists only channels with subscribers, with thei
 });
 
 test('registry: flushAll hands every pending batch on now instead of at the end of the turn', async () => {
-  const registry = new HubRegistry(new MemoryEventStore());
+  const registry = new HubRegistry(new MemoryEventStore(), new StreamMetrics());
   const hubs = [registry.retain('a'), registry.retain('b')];
   await nextTurn();
   const frames: HubFrame[] = [];
@@ -137,7 +138,7 @@ test('registry: flushAll hands every pending batch on now instead of at the end 
 
 test('registry: a shared store feeds the hub through one watch; its ready position becomes the hub position; release closes it', async () => {
   const store = new SharedTestStore();
-  const registry = new HubRegistry(store);
+  const registry = new HubRegistry(store, new StreamMetrics());
   const hub = registry.retain('room');
   assert.equal(store.watches.length, 0, 'a writer alone needs no watch');
   const ready = registry.watchStore(hub);
@@ -168,7 +169,7 @@ test('registry: a shared store feeds the hub through one watch; its ready positi
 
 test('registry: a failed watch fails its waiters, and the next watchStore starts a new one', async () => {
   const store = new SharedTestStore();
-  const registry = new HubRegistry(store);
+  const registry = new HubRegistry(store, new StreamMetrics());
   const hub = registry.retain('room');
   const ready = registry.watchStore(hub)!;
   store.watches[0]!.fail(new Error('store down'));
@@ -187,7 +188,7 @@ test('registry: a failed watch fails its waiters, and the next watchStore starts
 
 test('registry: history lost in the store moves the hub position forward behind the events still queued, never back', async () => {
   const store = new SharedTestStore();
-  const registry = new HubRegistry(store);
+  const registry = new HubRegistry(store, new StreamMetrics());
   const hub = registry.retain('room');
   const ready = registry.watchStore(hub)!;
   store.watches[0]!.live(10);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { StreamMetrics } from '../../../src/common/metrics.js';
 import { ChannelHub } from '../../../src/delivery/hub.js';
 import type { HubFrame } from '../../../src/delivery/hub-frame.js';
 import { eventText, singleChannelText } from '../../../src/sse/event-text.js';
@@ -23,7 +24,7 @@ function write(hub: ChannelHub, batch: readonly StoredEvent[]): Promise<void> {
 const seqs = (frame: HubFrame): number[] => frame.events.map((event) => event.seq);
 
 test('hub: events written in one turn leave as one frame whose bytes are each event with its id line', async () => {
-  const hub = new ChannelHub('room');
+  const hub = new ChannelHub('room', new StreamMetrics());
   const frames = recording(hub);
   hub.write(events(1, 2));
   hub.write(events(3, 1));
@@ -44,7 +45,7 @@ test('hub: events written in one turn leave as one frame whose bytes are each ev
 });
 
 test('hub: writes in different turns leave as different frames, in order', async () => {
-  const hub = new ChannelHub('room');
+  const hub = new ChannelHub('room', new StreamMetrics());
   const frames = recording(hub);
   await write(hub, events(1, 2));
   await nextTurn();
@@ -58,7 +59,7 @@ test('hub: writes in different turns leave as different frames, in order', async
 });
 
 test('hub: a batch reaching 64 KiB is handed on at once, the rest of the turn follows as another frame', async () => {
-  const hub = new ChannelHub('big');
+  const hub = new ChannelHub('big', new StreamMetrics());
   const frames = recording(hub);
   // 30,000-byte events: the third takes the batch past 64 KiB.
   hub.write(events(1, 5, 30_000));
@@ -73,7 +74,7 @@ test('hub: a batch reaching 64 KiB is handed on at once, the rest of the turn fo
 });
 
 test('hub: without subscribers nothing is framed, yet the position follows every event', async () => {
-  const hub = new ChannelHub('quiet');
+  const hub = new ChannelHub('quiet', new StreamMetrics());
   await write(hub, events(10, 3));
   await nextTurn();
   assert.equal(hub.position, 12);
@@ -86,7 +87,7 @@ test('hub: without subscribers nothing is framed, yet the position follows every
 });
 
 test('hub: subscriberCount follows subscribe/unsubscribe and an unsubscribed listener gets nothing more', async () => {
-  const hub = new ChannelHub('room');
+  const hub = new ChannelHub('room', new StreamMetrics());
   const a: HubFrame[] = [];
   const b: HubFrame[] = [];
   const onA = (frame: HubFrame): void => void a.push(frame);
@@ -107,14 +108,14 @@ test('hub: subscriberCount follows subscribe/unsubscribe and an unsubscribed lis
 });
 
 test('hub: while a subscriber is congested, a large write is taken 16 KiB per turn, one frame per turn', async () => {
-  const relaxed = new ChannelHub('pace');
+  const relaxed = new ChannelHub('pace', new StreamMetrics());
   const relaxedFrames = recording(relaxed);
   await write(relaxed, events(1, 10, 4096));
   await nextTurn();
   assert.deepEqual(relaxedFrames.map(seqs), [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]], 'a healthy hub sends the write as one frame');
   relaxed.destroy();
 
-  const hub = new ChannelHub('pace');
+  const hub = new ChannelHub('pace', new StreamMetrics());
   const frames = recording(hub);
   hub.congestedSubscribers = 1;
   // The subscriber's 'data' listener starts the flow on the next tick; from then on frames are emitted as pushed.
@@ -147,7 +148,7 @@ test('hub: while a subscriber is congested, a large write is taken 16 KiB per tu
 
 test('hub: a congested turn that took its share makes the writer wait for the next turn; an uncongested one does not', async () => {
   async function order(congested: boolean): Promise<string[]> {
-    const hub = new ChannelHub('pace');
+    const hub = new ChannelHub('pace', new StreamMetrics());
     recording(hub);
     hub.congestedSubscribers = congested ? 1 : 0;
     const seen: string[] = [];
@@ -167,7 +168,7 @@ test('hub: a congested turn that took its share makes the writer wait for the ne
 });
 
 test('hub: small events keep being taken at once while congested (pacing counts bytes, not writes)', async () => {
-  const hub = new ChannelHub('pace');
+  const hub = new ChannelHub('pace', new StreamMetrics());
   const frames = recording(hub);
   hub.congestedSubscribers = 1;
   const seen: string[] = [];
@@ -182,7 +183,7 @@ test('hub: small events keep being taken at once while congested (pacing counts 
 });
 
 test('hub: ending the writable side hands on the pending batch at once', async () => {
-  const hub = new ChannelHub('end');
+  const hub = new ChannelHub('end', new StreamMetrics());
   const frames = recording(hub);
   hub.write(events(1, 2));
   await new Promise<void>((resolve) => hub.end(resolve));

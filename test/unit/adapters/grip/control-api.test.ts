@@ -10,6 +10,7 @@ import {
 } from '../../../../src/adapters/grip/control-api.js';
 import { type GripProxy, resolveGripProxies } from '../../../../src/adapters/grip/proxy-config.js';
 import { ProxyQueue } from '../../../../src/adapters/grip/proxy-queue.js';
+import { StreamMetrics } from '../../../../src/common/metrics.js';
 import { EventStreamClosedError, GripPublishError } from '../../../../src/errors.js';
 import { singleChannelText } from '../../../../src/sse/event-text.js';
 import type { StoredEvent } from '../../../../src/types.js';
@@ -159,7 +160,7 @@ test('proxy queue: one exchange per channel in flight; batches that wait travel 
   const { api, proxy } = await controlApi(t);
   const queue = new ProxyQueue(
     proxy,
-    { gripChannel: (channel) => `p-${channel}`, reliable: true, timeoutMs: 5000 },
+    { gripChannel: (channel) => `p-${channel}`, reliable: true, timeoutMs: 5000, metrics: new StreamMetrics() },
     neverClosing,
   );
   const outcomes: Array<[string, Error | null]> = [];
@@ -206,7 +207,11 @@ test('proxy queue: a failure signing the request is still a GripPublishError of 
       getAuth: () => ({ buildHeader: () => Promise.reject(new Error('no key today')) }),
     }),
   };
-  const queue = new ProxyQueue(broken, { gripChannel: (channel) => channel, reliable: false, timeoutMs: 5000 }, neverClosing);
+  const queue = new ProxyQueue(
+    broken,
+    { gripChannel: (channel) => channel, reliable: false, timeoutMs: 5000, metrics: new StreamMetrics() },
+    neverClosing,
+  );
   const outcome = deferred<Error | null>();
   queue.enqueue('room', events(1, 1), outcome.resolve);
   const error = await outcome.promise;
