@@ -6,6 +6,7 @@ import { assertChannelName } from '../admission/channel-names.js';
 import { compileChannelSpec, type RouteValues } from '../admission/channel-spec.js';
 import { checkOptionKeys, type OptionKeys } from '../common/option-checks.js';
 import { EventStreamCore, type ProxyGatewayFactory } from '../core/event-stream-core.js';
+import type { StreamMetrics } from '../core/metrics.js';
 import { checkAuthorize, type ResolvedOptions, resolveOptions } from '../core/options.js';
 import { HttpRequestError, InvalidArgumentError, InvalidOptionError } from '../errors.js';
 import type {
@@ -222,4 +223,9 @@ export class EventStream<TEvents extends object = EventMap> {
   async close(): Promise<void> {
     coreOf(this).close();
   }
+}
+
+export function observe(eventStream: EventStream): { metrics: StreamMetrics; streams(): { direct: number; held: number } } {
+  const core = coreOf(eventStream);
+  return { metrics: core.metrics, streams: () => core.streamCounts() };
 }

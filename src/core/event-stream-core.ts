@@ -12,6 +12,7 @@ import type { StreamPosition } from '../sse/event-id.js';
 import { MemoryEventStore } from '../stores/memory-store.js';
 import { asStoreError } from '../stores/store-error.js';
 import type { EventStore, EventStreamStats, ServerSentEvent } from '../types.js';
+import { StreamMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import type { ProxyGateway } from './proxy-gateway.js';
 import { PublishWritables } from './publish-writables.js';
@@ -39,7 +40,7 @@ export class EventStreamCore implements ResponseStreamHost {
   readonly clientRetry: number | null;
   /** A store this instance made (the default) is closed with it; a store passed in belongs to the caller. */
   private readonly ownsStore: boolean;
-  private readonly metrics = { eventsPublished: 0, slowClientsDropped: 0 };
+  readonly metrics = new StreamMetrics();
   private readonly streams = new Set<ResponseStream>();
   private readonly publishWritables: PublishWritables;
   /** Only streams allowed until some time have one; most streams cost nothing here. */
@@ -182,6 +183,10 @@ export class EventStreamCore implements ResponseStreamHost {
     assertChannelName(channel, this.options);
     const encoded = encodeEvent(event, this.options.serializeData, this.options.maxEventBytes);
     return this.publishWritables.publish(channel, encoded);
+  }
+
+  streamCounts(): { direct: number; held: number } {
+    return { direct: this.streams.size, held: 0 };
   }
 
   stats(): EventStreamStats {
