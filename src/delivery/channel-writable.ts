@@ -1,6 +1,6 @@
+import { Writable } from 'readable-stream';
 import { type PublishMessage, publishChannel } from '../common/diagnostics.js';
 import type { StreamMetrics } from '../common/metrics.js';
-import { Writable } from 'readable-stream';
 import { EventStreamClosedError } from '../errors.js';
 import { EncodedEvent, encodeEvent } from '../sse/encoder.js';
 import { asStoreError } from '../stores/store-error.js';

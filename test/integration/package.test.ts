@@ -6,7 +6,7 @@
  * - the tarball holds dist JS + .d.ts, README, LICENSE, package.json and nothing else;
  * - `import()` and `require()` both load it on this Node, and give the same module;
  * - the main entry, and every file it imports (JS and .d.ts), names no package
- *   but its dependencies and Node's builtins, so no optional peer (ioredis):
+ *   but its dependencies and Node's builtins, so no optional peer (ioredis, prom-client):
  *   bundlers such as Next.js resolve every import they see and fail on a
  *   missing one; the Redis store is on its own subpath, `/redis`, which loads
  *   and refuses politely without ioredis installed;
@@ -189,7 +189,7 @@ function packagesImportedFrom(entry: string): { files: string[]; packages: strin
 /** Where the consumer has the package installed. */
 const installed = (): string => join(consumer, 'node_modules', PACKAGE);
 
-function exportTargets(subpath: '.' | './redis'): { types: string; default: string } {
+function exportTargets(subpath: '.' | './redis' | './prometheus'): { types: string; default: string } {
   const manifest = JSON.parse(readFileSync(join(installed(), 'package.json'), 'utf8')) as {
     exports: Record<string, { types: string; default: string }>;
   };
@@ -198,7 +198,7 @@ function exportTargets(subpath: '.' | './redis'): { types: string; default: stri
   return { types: join(installed(), targets.types), default: join(installed(), targets.default) };
 }
 
-test('the main entry and all it imports, JS and declarations, name only dependencies and Node builtins: never ioredis', () => {
+test('the main entry and all it imports, JS and declarations, name only dependencies and Node builtins: never ioredis or prom-client', () => {
   const allowed = new Set([...Object.keys(repoPackage.dependencies), ...builtinModules, 'node']);
   for (const entry of Object.values(exportTargets('.'))) {
     const { files, packages } = packagesImportedFrom(entry);
@@ -206,12 +206,17 @@ test('the main entry and all it imports, JS and declarations, name only dependen
     // types.d.ts, about ten (entry, API classes, errors, stores, types).
     assert.ok(files.length > 5, `the walk from ${entry} reached the package's modules: ${files.join(', ')}`);
     assert.ok(!packages.includes('ioredis'), `${entry} reaches ioredis: ${files.join(', ')}`);
+    assert.ok(!packages.includes('prom-client'), `${entry} reaches prom-client: ${files.join(', ')}`);
     const foreign = packages.filter((name) => !allowed.has(name.replace(/^node:/, '')));
     assert.deepEqual(foreign, [], `${entry} imports packages that are not dependencies`);
   }
   // The same walk finds ioredis from the Redis subpath's JS, where it belongs (its declarations need no ioredis).
   const redisEntry = exportTargets('./redis').default;
   assert.ok(packagesImportedFrom(redisEntry).packages.includes('ioredis'), `${redisEntry} reaches ioredis`);
+  // And prom-client from the Prometheus subpath, JS and declarations (its Registry type is in registerMetrics's signature).
+  for (const entry of Object.values(exportTargets('./prometheus'))) {
+    assert.ok(packagesImportedFrom(entry).packages.includes('prom-client'), `${entry} reaches prom-client`);
+  }
 });
 
 test(`${PACKAGE}/redis loads by import() and require() without ioredis installed, and refuses to work until it is`, async () => {

@@ -16,7 +16,9 @@ import { openRaw, until } from '../helpers/sse-client.js';
 const SSE = { accept: 'text/event-stream' };
 const sharedRedis = redisForFile();
 
-test('subscribers() counts the streams of every process sharing the Redis store; a SIGKILLed process stops counting within 15 s', { timeout: 60_000 }, async (t) => {
+test('subscribers() counts the streams of every process sharing the Redis store; a SIGKILLed process stops counting within 15 s', {
+  timeout: 60_000,
+}, async (t) => {
   if (!requireRedis(t)) return;
   const defer = cleanups(t);
   const storeOptions = { url: sharedRedis.url, keyPrefix: uniqueKeyPrefix('presence') };
@@ -57,7 +59,9 @@ test('subscribers() counts the streams of every process sharing the Redis store;
   }
 });
 
-test('behind Pushpin: held streams count in subscribers() and stats() from their hold, and stop counting once the proxy stops checking on them', { timeout: 60_000 }, async (t) => {
+test('behind Pushpin: held streams count in subscribers() and stats() from their hold, and stop counting once the proxy stops checking on them', {
+  timeout: 60_000,
+}, async (t) => {
   if (!requirePushpin(t)) return;
   const defer = cleanups(t);
   let eventStream: EventStream | null = null;
@@ -67,7 +71,10 @@ test('behind Pushpin: held streams count in subscribers() and stats() from their
   defer(() => origin.close());
   const pushpin = await startPushpin({ routes: origin.port });
   defer(() => pushpin.stop());
-  eventStream = new EventStream({ grip: { control_uri: pushpin.controlUri, verify_key: pushpin.sigKey }, gripCheckInterval: 1000 });
+  eventStream = new EventStream({
+    grip: { control_uri: pushpin.controlUri, verify_key: pushpin.sigKey },
+    gripCheckInterval: 1000,
+  });
   defer(() => eventStream!.close());
   const opened: unknown[] = [];
   const onOpen = (message: unknown): void => {

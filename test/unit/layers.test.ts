@@ -18,7 +18,7 @@ const LAYERS: ReadonlyArray<readonly [string, RegExp]> = [
   ['core', /^core\//],
   ['adapters', /^adapters\//],
   ['api', /^api\//],
-  ['entries', /^(index|redis)\.ts$/],
+  ['entries', /^(index|redis|prometheus)\.ts$/],
 ];
 
 function files(dir: string, ext: RegExp): string[] {

@@ -5,8 +5,8 @@ import type { EventStore, HistoryPage, StoredEvent, StoreListener, StoreLossList
 import { asStoreError } from '../store-error.js';
 import { RedisConnections } from './connection.js';
 import { DisconnectNotices } from './disconnect-notices.js';
-import { PresenceKeys } from './presence.js';
 import { channelKeys, seqOf } from './keys.js';
+import { PresenceKeys } from './presence.js';
 import { APPEND, evalScript, HEAD, READ, REPAIR } from './scripts.js';
 import { Subscriptions } from './subscriptions.js';
 

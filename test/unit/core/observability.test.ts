@@ -49,7 +49,9 @@ async function serve(
 
 test('diagnostics: open and close of direct streams, with the reason each ended for, how long it lasted and what it sent', async (t) => {
   const recorded = record(t);
-  const { eventStream, server } = await serve(t, { authorize: (_req, channels) => (channels[0] === 'brief' ? { until: Date.now() + 400 } : true) });
+  const { eventStream, server } = await serve(t, {
+    authorize: (_req, channels) => (channels[0] === 'brief' ? { until: Date.now() + 400 } : true),
+  });
   const client = await openRaw(`${server.url}/leaving+other`, SSE);
   const revoked = await openRaw(`${server.url}/revoked`, SSE);
   const brief = await openRaw(`${server.url}/brief`, SSE);
@@ -67,7 +69,10 @@ test('diagnostics: open and close of direct streams, with the reason each ended 
   assert.ok(byChannel.get('leaving')!.bytesSent > 100, 'the event and the opening were sent');
   assert.equal(byChannel.get('revoked')!.reason, 'disconnected');
   assert.equal(byChannel.get('brief')!.reason, 'expired');
-  assert.ok(byChannel.get('brief')!.durationMs >= 300 && byChannel.get('brief')!.durationMs < 2000, `${byChannel.get('brief')!.durationMs} ms`);
+  assert.ok(
+    byChannel.get('brief')!.durationMs >= 300 && byChannel.get('brief')!.durationMs < 2000,
+    `${byChannel.get('brief')!.durationMs} ms`,
+  );
   revoked.close();
   brief.close();
 
@@ -81,15 +86,16 @@ test('diagnostics: open and close of direct streams, with the reason each ended 
 
 test('diagnostics: a client more than maxBufferBytes behind is closed as slow; web streams say transport web', async (t) => {
   const recorded = record(t);
-  const { eventStream, server } = await serve(t, { maxBufferBytes: 16 * 1024 });
+  const { eventStream, server } = await serve(t, { maxBufferBytes: 64 * 1024 });
   // A raw client that sends its request and never reads.
   const socket = net.connect(server.port, '127.0.0.1');
   t.after(() => socket.destroy());
   socket.write('GET /flood HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
   socket.pause();
   await until(() => recorded.open.length === 1);
-  for (let i = 0; i < 400 && recorded.close.length === 0; i++) {
-    await eventStream.publishEvent('flood', { data: 'y'.repeat(8000) });
+  // Enough that the socket buffers of the loopback (several MB) fill and the server's own queue grows.
+  for (let i = 0; i < 4000 && recorded.close.length === 0; i++) {
+    await eventStream.publishEvent('flood', { data: 'y'.repeat(30_000) });
     await new Promise((resolve) => setImmediate(resolve));
   }
   await until(() => recorded.close.length === 1, 10_000, 'the slow client to be dropped');
@@ -190,7 +196,9 @@ test('maxStreamsPerClient: the second stream of one client is a 429 with Retry-A
   anonymous.close();
 
   // The real client: it gives up on a 429 (any non-200), as it should.
-  const source = new EventSource(`${server.url}/c`, { fetch: (url, init) => fetch(url, { ...init, headers: { ...init?.headers, 'x-user': 'alice' } }) });
+  const source = new EventSource(`${server.url}/c`, {
+    fetch: (url, init) => fetch(url, { ...init, headers: { ...init?.headers, 'x-user': 'alice' } }),
+  });
   t.after(() => source.close());
   await until(() => source.readyState === EventSource.CLOSED, 5000, 'EventSource to give up');
 

@@ -317,7 +317,16 @@ test('close() ends every stream; later requests are told to reconnect later and 
       await until(() => eventStream.stats().streams === 1);
       await eventStream.close();
       await ended;
-      assert.deepEqual(eventStream.stats(), { channels: {}, hubs: 0, streams: 0, eventsPublished: 0, slowClientsDropped: 0 });
+      assert.deepEqual(eventStream.stats(), {
+        channels: {},
+        hubs: 0,
+        streams: 0,
+        heldStreams: 0,
+        eventsPublished: 0,
+        eventsReceived: 0,
+        deliveries: 0,
+        slowClientsDropped: 0,
+      });
       const after = await get(url);
       // Not a 503: EventSource gives up for good on any status but 200.
       assert.equal(after.status, 200);
