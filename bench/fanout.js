@@ -17,7 +17,8 @@
 //   BENCH_LATENCY_WARMUP_MS [500]   steady-rate events before measuring
 //   BENCH_LATENCY_INTERVAL_MS [10]  one event every this many ms
 //   BENCH_CLOSED_LOOP [1]           0 skips the closed-loop latency runs (reported, not used by the bars)
-//   BENCH_IMPLS [raw,eventstream,better-sse,sse-channel]   raw is always included
+//   BENCH_IMPLS [raw,eventstream,better-sse,sse-channel]   raw is always included; eventstream-observed (on request)
+//                                   is EventStream with Prometheus metrics registered and a diagnostics subscriber
 //   BENCH_REPEAT [1]                rounds over all implementations; medians are reported
 //   BENCH_ES_KEEPALIVE              keepAliveInterval for EventStream (default: the library default)
 //   BENCH_ES_PUBLISH [writable]     'writable' (createChannelWritable writes) or 'publishEvent'
@@ -52,7 +53,7 @@ import {
   table,
 } from './lib/report.js';
 
-const ALL_IMPLS = ['raw', 'eventstream', 'better-sse', 'sse-channel'];
+const ALL_IMPLS = ['raw', 'eventstream', 'eventstream-observed', 'better-sse', 'sse-channel'];
 
 // Bars the project must meet: EventStream relative to raw, at these settings.
 const BARS = { cpu: 1.0, heap: 1.5, latency: 1.1 };
@@ -72,7 +73,7 @@ const BAR_SETTINGS = { clients: 1000, clientsSmall: 100, burstEvents: 200, inter
 
 /** @param {{ log?: (line: string) => void }} options */
 function config(options) {
-  const impls = (process.env.BENCH_IMPLS ?? ALL_IMPLS.join(','))
+  const impls = (process.env.BENCH_IMPLS ?? ALL_IMPLS.filter((impl) => impl !== 'eventstream-observed').join(','))
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
@@ -367,63 +368,66 @@ function render(results, cfg, notes, rounds) {
     );
   }
 
-  const es = results.eventstream;
-  if (es) {
-    out.push('');
-    out.push('### Bars (eventstream vs raw)');
-    out.push('');
-    // Each round runs raw and eventstream minutes apart on the same machine state, so a bar is
-    // judged on the median of the rounds' own ratios (paired), not on a ratio of medians taken
-    // from different rounds; both are shown.
-    /** @type {(name: string, pick: (r: Result) => number, limit: number | null) => string[]} */
-    const barRow = (name, pick, limit) => {
-      const paired = rounds
-        .map(
-          (round) =>
-            round.eventstream &&
-            round.raw &&
-            !round.eventstream.error &&
-            !round.raw.error &&
-            ratio(pick(round.eventstream), pick(round.raw)),
-        )
-        // only the finite ratios: false and NaN go
-        .filter(/** @type {(r: number | false) => r is number} */ ((r) => Number.isFinite(r)));
-      const r = median(paired);
-      let verdict;
-      if (es.error || results.raw.error) verdict = 'FAIL (run failed)';
-      else if (!Number.isFinite(r)) verdict = 'FAIL (no data)';
-      else if (limit === null) verdict = '—';
-      else verdict = r <= limit ? 'PASS' : 'FAIL';
-      return [
-        name,
-        fmt(pick(es), 3),
-        fmt(pick(raw), 3),
-        fmtRatio(ratio(pick(es), pick(raw))),
-        paired.map(fmtRatio).join(', '),
-        fmtRatio(r),
-        limit === null ? '(reported only)' : `<= ${limit.toFixed(1)}x`,
-        verdict,
-      ];
-    };
-    out.push(
-      table(
-        ['bar', 'eventstream', 'raw', 'ratio of medians', 'ratio in each round', 'median ratio', 'limit', 'result'],
-        [
-          barRow(`server CPU µs per delivered event, N=${L}, ${cfg.burstEvents}-event bursts`, (r) => r.cpuPerEvent, BARS.cpu),
-          barRow(`heap bytes per idle connection, N=${L}`, (r) => r.heapPerConn, BARS.heap),
-          barRow(`p50 latency ms, N=${L}, 1 event/${cfg.intervalMs} ms (open loop)`, (r) => r.latLarge?.p50, BARS.latency),
-          barRow(`p99 latency ms, N=${S}, 1 event/${cfg.intervalMs} ms (open loop)`, (r) => r.latSmall?.p99, BARS.latency),
-          barRow(`p99 latency ms, N=${L}, open loop`, (r) => r.latLarge?.p99, null),
-          ...(cfg.closedLoop
-            ? [
-                barRow(`p50 latency ms, N=${L}, closed loop`, (r) => r.closedLarge?.p50, null),
-                barRow(`p99 latency ms, N=${S}, closed loop`, (r) => r.closedSmall?.p99, null),
-              ]
-            : []),
-        ],
-      ),
-    );
-    pushParagraph(out, changedSettingsNote(BAR_SETTINGS, cfg));
+  // eventstream-observed: the same EventStream with metrics registered and a diagnostics subscriber attached.
+  for (const subject of ['eventstream', 'eventstream-observed']) {
+    const es = results[subject];
+    if (es) {
+      out.push('');
+      out.push(`### Bars (${subject} vs raw)`);
+      out.push('');
+      // Each round runs raw and eventstream minutes apart on the same machine state, so a bar is
+      // judged on the median of the rounds' own ratios (paired), not on a ratio of medians taken
+      // from different rounds; both are shown.
+      /** @type {(name: string, pick: (r: Result) => number, limit: number | null) => string[]} */
+      const barRow = (name, pick, limit) => {
+        const paired = rounds
+          .map(
+            (round) =>
+              round[subject] &&
+              round.raw &&
+              !round[subject].error &&
+              !round.raw.error &&
+              ratio(pick(round[subject]), pick(round.raw)),
+          )
+          // only the finite ratios: false and NaN go
+          .filter(/** @type {(r: number | false) => r is number} */ ((r) => Number.isFinite(r)));
+        const r = median(paired);
+        let verdict;
+        if (es.error || results.raw.error) verdict = 'FAIL (run failed)';
+        else if (!Number.isFinite(r)) verdict = 'FAIL (no data)';
+        else if (limit === null) verdict = '—';
+        else verdict = r <= limit ? 'PASS' : 'FAIL';
+        return [
+          name,
+          fmt(pick(es), 3),
+          fmt(pick(raw), 3),
+          fmtRatio(ratio(pick(es), pick(raw))),
+          paired.map(fmtRatio).join(', '),
+          fmtRatio(r),
+          limit === null ? '(reported only)' : `<= ${limit.toFixed(1)}x`,
+          verdict,
+        ];
+      };
+      out.push(
+        table(
+          ['bar', subject, 'raw', 'ratio of medians', 'ratio in each round', 'median ratio', 'limit', 'result'],
+          [
+            barRow(`server CPU µs per delivered event, N=${L}, ${cfg.burstEvents}-event bursts`, (r) => r.cpuPerEvent, BARS.cpu),
+            barRow(`heap bytes per idle connection, N=${L}`, (r) => r.heapPerConn, BARS.heap),
+            barRow(`p50 latency ms, N=${L}, 1 event/${cfg.intervalMs} ms (open loop)`, (r) => r.latLarge?.p50, BARS.latency),
+            barRow(`p99 latency ms, N=${S}, 1 event/${cfg.intervalMs} ms (open loop)`, (r) => r.latSmall?.p99, BARS.latency),
+            barRow(`p99 latency ms, N=${L}, open loop`, (r) => r.latLarge?.p99, null),
+            ...(cfg.closedLoop
+              ? [
+                  barRow(`p50 latency ms, N=${L}, closed loop`, (r) => r.closedLarge?.p50, null),
+                  barRow(`p99 latency ms, N=${S}, closed loop`, (r) => r.closedSmall?.p99, null),
+                ]
+              : []),
+          ],
+        ),
+      );
+      pushParagraph(out, changedSettingsNote(BAR_SETTINGS, cfg));
+    }
   }
 
   openDetails(out, 'Diagnostics');

@@ -2,7 +2,9 @@
 // demo/server.js listens with it, and the browser test starts it on a free port.
 import { fileURLToPath } from 'node:url';
 import express from 'express';
+import { Registry } from 'prom-client';
 import { EventStream, EventStreamClosedError, InvalidChannelError, InvalidEventError } from '../dist/index.js';
+import { registerMetrics } from '../dist/prometheus.js';
 
 const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
 export const DEFAULT_ROOM = 'demo';
@@ -15,8 +17,20 @@ export function createDemo({ tickMs = 1000, eventStreamOptions } = {}) {
   if (!Number.isFinite(tickMs) || tickMs <= 0) throw new TypeError('tickMs must be a positive number of milliseconds');
 
   const eventStream = new EventStream(eventStreamOptions);
+  // A registry of the demo's own, so several demos in one process (the tests) do not clash.
+  const registry = new Registry();
+  const unregisterMetrics = registerMetrics(eventStream, registry);
   const app = express();
   app.disable('x-powered-by');
+
+  // Prometheus scrapes this.
+  app.get('/metrics', async (_req, res, next) => {
+    try {
+      res.type(registry.contentType).send(await registry.metrics());
+    } catch (error) {
+      next(error);
+    }
+  });
 
   app.use(express.static(PUBLIC_DIR));
 
@@ -71,16 +85,19 @@ export function createDemo({ tickMs = 1000, eventStreamOptions } = {}) {
     else sendText(res, status, message);
   });
 
-  // Every room with a listener (and always the default room) gets a tick each interval.
+  // Every room with a listener (and always the default room) gets a tick each interval, with how many listen.
   let count = 0;
   const timer = setInterval(() => {
     count++;
     const rooms = new Set([DEFAULT_ROOM, ...Object.keys(eventStream.stats().channels)]);
-    const data = { count, time: new Date().toISOString() };
+    const time = new Date().toISOString();
     for (const room of rooms) {
-      eventStream.publishEvent(room, { event: 'tick', data }).catch((error) => {
-        if (!(error instanceof EventStreamClosedError)) console.error(`demo: tick to ${room} failed`, error);
-      });
+      eventStream
+        .subscribers(room)
+        .then((listening) => eventStream.publishEvent(room, { event: 'tick', data: { count, time, listening } }))
+        .catch((error) => {
+          if (!(error instanceof EventStreamClosedError)) console.error(`demo: tick to ${room} failed`, error);
+        });
     }
   }, tickMs);
   timer.unref();
@@ -90,6 +107,7 @@ export function createDemo({ tickMs = 1000, eventStreamOptions } = {}) {
   function stop() {
     stopped ??= (async () => {
       clearInterval(timer);
+      unregisterMetrics();
       await eventStream.close();
     })();
     return stopped;

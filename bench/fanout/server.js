@@ -34,7 +34,8 @@ import { makePayload } from './payload.js';
 /** @type {Record<string, () => Promise<Impl>>} */
 const IMPLEMENTATIONS = {
   raw: createRaw,
-  eventstream: createEventStream,
+  eventstream: () => createEventStream(false),
+  'eventstream-observed': () => createEventStream(true),
   'better-sse': createBetterSse,
   'sse-channel': createSseChannel,
 };
@@ -125,8 +126,12 @@ async function createRaw() {
   };
 }
 
-/** @returns {Promise<Impl>} */
-async function createEventStream() {
+/**
+ * @param {boolean} observed With Prometheus metrics registered and a subscriber on every diagnostics
+ *   channel, as an instrumented application runs it.
+ * @returns {Promise<Impl>}
+ */
+async function createEventStream(observed) {
   const { EventStream } = await import('../../dist/index.js');
   /** @type {import('../../dist/index.js').EventStreamOptions} */
   const options = {};
@@ -134,6 +139,7 @@ async function createEventStream() {
     options.keepAliveInterval = Number(process.env.BENCH_ES_KEEPALIVE);
   }
   const es = new EventStream(options);
+  if (observed) await observe(es);
   const handler = es('bench');
   const mode = process.env.BENCH_ES_PUBLISH === 'publishEvent' ? 'publishEvent' : 'writable';
   // Made on the first synchronous burst, so the idioms' runs, which never use
@@ -446,3 +452,25 @@ serve({
     });
   },
 });
+
+/**
+ * Instruments an EventStream the way the README shows: a prom-client registry with its metrics, scraped
+ * once a second, and a listener on each diagnostics channel that counts what it is told.
+ * @param {import('../../dist/index.js').EventStream} es
+ */
+async function observe(es) {
+  const diagnostics = await import('node:diagnostics_channel');
+  const { Registry } = await import('prom-client');
+  const { registerMetrics } = await import('../../dist/prometheus.js');
+  const registry = new Registry();
+  registerMetrics(es, registry);
+  setInterval(() => void registry.metrics(), 1000).unref();
+  let seen = 0;
+  const count = () => {
+    seen++;
+  };
+  for (const name of ['eventstream:stream:open', 'eventstream:stream:close', 'eventstream:publish', 'eventstream:grip:publish']) {
+    diagnostics.subscribe(name, count);
+  }
+  return () => seen;
+}

@@ -80,6 +80,23 @@ test('demo page: live ticks and a posted chat message arrive through the browser
     assert.equal(newest.text, `tick #${newest.count}`);
     assert.match((await page.locator('#events li[data-type="tick"] .time').first().textContent()) ?? '', /^\d{2}:\d{2}:\d{2}$/);
 
+    // The page shows how many listen to its room, from subscribers(): this page alone.
+    await page.locator('#listening[data-count="1"]').waitFor({ state: 'attached' });
+    assert.equal(await page.locator('#listening').textContent(), 'Listening: 1');
+    // A second listener on the room shows up in the next tick.
+    const second = await browser.newPage();
+    await second.goto(`${origin}/`);
+    await page.locator('#listening[data-count="2"]').waitFor({ state: 'attached' });
+    await second.close();
+    await page.locator('#listening[data-count="1"]').waitFor({ state: 'attached' });
+
+    // The server exposes Prometheus metrics, with the streams the pages opened.
+    const metrics = await (await fetch(`${origin}/metrics`)).text();
+    assert.match(metrics, /^# TYPE eventstream_streams gauge$/m);
+    assert.match(metrics, /^eventstream_streams\{mode="direct"\} 1$/m);
+    assert.match(metrics, /^eventstream_streams_opened_total\{mode="direct"\} 2$/m);
+    assert.match(metrics, /^eventstream_streams_closed_total\{reason="client"\} 1$/m);
+
     // Bad input: the server's 400 message is shown, nothing is published.
     await page.locator('#chat-text').fill('   ');
     await page.locator('#chat-send').click();
