@@ -32,16 +32,22 @@ async function localProcess(defer: (fn: () => unknown) => void, storeOptions: { 
   return { eventStream, store, url: server.url };
 }
 
-test('disconnect in one process ends the channel’s streams in every process sharing the Redis store, and resolves after', {
-  timeout: 60_000,
-}, async (t) => {
-  if (!requireRedis(t)) return;
-  const defer = cleanups(t);
+/** Process A (an EventStream here) and process B (a forked app process) on one fresh Redis key prefix. */
+async function twoProcesses(defer: (fn: () => unknown) => void) {
   const storeOptions = { url: sharedRedis.url, keyPrefix: uniqueKeyPrefix('disconnect') };
   const a = await localProcess(defer, storeOptions);
   const b = await forkAppProcess();
   defer(() => b.close());
   await b.configure({ redisStore: storeOptions });
+  return { a, b };
+}
+
+test('disconnect in one process ends the channel’s streams in every process sharing the Redis store, and resolves after', {
+  timeout: 60_000,
+}, async (t) => {
+  if (!requireRedis(t)) return;
+  const defer = cleanups(t);
+  const { a, b } = await twoProcesses(defer);
 
   // A serves `/events/a+b` on channels a and b; B serves one channel per path.
   const onA = await openRaw(`${a.url}/events/user-7+news`, SSE);
@@ -71,11 +77,7 @@ test('a process killed with SIGKILL does not hold a disconnect up: it no longer 
 }, async (t) => {
   if (!requireRedis(t)) return;
   const defer = cleanups(t);
-  const storeOptions = { url: sharedRedis.url, keyPrefix: uniqueKeyPrefix('disconnect') };
-  const a = await localProcess(defer, storeOptions);
-  const b = await forkAppProcess();
-  defer(() => b.close());
-  await b.configure({ redisStore: storeOptions });
+  const { a, b } = await twoProcesses(defer);
   const onB = await openRaw(`${b.url}/events/gone`, SSE);
   await until(() => onB.text().includes('stream-open'));
   await b.kill('SIGKILL');

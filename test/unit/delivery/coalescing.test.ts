@@ -91,15 +91,17 @@ test('an awaited publishEvent loop in one turn reaches each client as one chunk,
   }
 });
 
-test('independent publishers awaiting their own publishEvent in one turn (timers firing together, like requests read in one poll) share a chunk', async (t) => {
+test('independent publishers awaiting their own publishEvent in one turn (callbacks of one loop phase, like requests read in one poll) share a chunk', async (t) => {
   const { eventStream, connect } = await serve(t, 'many');
   const clients = await connect(3);
 
-  // Timers of one delay set in one tick fire in the same timers phase, Node running each one's ticks before the next.
+  // Immediates queued in one tick run in the same check phase, Node running each one's ticks and microtasks before
+  // the next: independent callbacks of one turn. (Timers of one delay would do the same only when they were all
+  // created within the same millisecond, since each setTimeout reads the clock; on a loaded machine some are not.)
   const published = range(0, 20).map(
     (i) =>
       new Promise<void>((resolve, reject) =>
-        setTimeout(() => eventStream.publishEvent('many', { event: 'n', data: i }).then(resolve, reject), 20),
+        setImmediate(() => eventStream.publishEvent('many', { event: 'n', data: i }).then(resolve, reject)),
       ),
   );
   await Promise.all(published);
