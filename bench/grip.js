@@ -164,7 +164,8 @@ function withTimeout(promise, ms, what) {
 /** @param {Map<string, Instance>} active */
 async function startOrigin(active) {
   const server = http.createServer((req, res) => {
-    const match = /^\/([a-z]+)\/events\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '');
+    // The path only: a held stream's link (which Pushpin fetches to check on it) is its URL plus a query.
+    const match = /^\/([a-z]+)\/events\/([A-Za-z0-9_-]+)$/.exec(new URL(req.url ?? '/', 'http://origin').pathname);
     const instance = match ? active.get(match[1]) : undefined;
     if (!match || !instance) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('no such stream\n');
