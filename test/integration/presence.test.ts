@@ -51,6 +51,14 @@ test('subscribers() counts the streams of every process sharing the Redis store;
   }
   assert.equal(await eventStream.subscribers('elsewhere'), 0);
 
+  // stats() in a process fed by the store: the other process publishes, this one delivers.
+  for (let i = 0; i < 3; i++) await b.publish('room', { data: i });
+  await until(() => here.text().includes('data: 2\n'), 5000, 'the events to reach this process');
+  const stats = eventStream.stats();
+  assert.equal(stats.eventsPublished, 0, 'published by the other process');
+  assert.equal(stats.eventsReceived, 3, 'received through the store');
+  assert.equal(stats.deliveries, 3, 'three events to the one stream here');
+
   await b.kill('SIGKILL');
   const killed = Date.now();
   while ((await eventStream.subscribers('room')) !== 1) {
