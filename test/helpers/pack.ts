@@ -43,3 +43,16 @@ export async function packFreshCopy(work: string): Promise<PackedPackage> {
   }>;
   return { project, tarball: join(work, info!.filename), files: info!.files.map((file) => file.path).sort() };
 }
+
+/**
+ * `npm install` of `packages` (the packed tarball, pinned versions) into the
+ * project at `dir`, quietly and from the cache where it can be.
+ */
+export async function installInto(
+  dir: string,
+  packages: readonly string[],
+  options: { exact?: boolean; timeoutMs?: number } = {},
+): Promise<void> {
+  const flags = ['--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', ...(options.exact ? ['--save-exact'] : [])];
+  await runOk('npm', ['install', ...flags, ...packages], dir, options.timeoutMs);
+}

@@ -23,7 +23,7 @@ import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { run, runOk } from '../helpers/child-process.js';
 import { eventData, NextServer, openClient, runScenario } from '../helpers/next-server.js';
-import { packFreshCopy, repoRoot } from '../helpers/pack.js';
+import { installInto, packFreshCopy, repoRoot } from '../helpers/pack.js';
 import { freePort } from '../helpers/server.js';
 
 /** The app's files, as a user writes them from the README: one EventStream on globalThis, shared by every route. */
@@ -82,21 +82,7 @@ before(
       mkdirSync(dirname(join(appDir, file)), { recursive: true });
       writeFileSync(join(appDir, file), text);
     }
-    await runOk(
-      'npm',
-      [
-        'install',
-        '--no-audit',
-        '--no-fund',
-        '--prefer-offline',
-        '--loglevel=error',
-        '--save-exact',
-        tarball,
-        ...lockedVersions(),
-      ],
-      appDir,
-      300_000,
-    );
+    await installInto(appDir, [tarball, ...lockedVersions()], { exact: true, timeoutMs: 300_000 });
     nextBin = join(appDir, 'node_modules', 'next', 'dist', 'bin', 'next');
 
     // What the test is about: nothing from the app's folder up can give the bundler an ioredis, and no config helps it.

@@ -26,7 +26,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import { after, before, test } from 'node:test';
 import ts from 'typescript';
 import { run, runOk } from '../helpers/child-process.js';
-import { packFreshCopy, repoRoot } from '../helpers/pack.js';
+import { installInto, packFreshCopy, repoRoot } from '../helpers/pack.js';
 
 const repoPackage = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
   name: string;
@@ -68,20 +68,11 @@ before(async () => {
     join(consumer, 'package.json'),
     JSON.stringify({ name: 'eventstream-consumer', version: '1.0.0', private: true, type: 'module' }, null, 2),
   );
-  await runOk(
-    'npm',
-    [
-      'install',
-      '--no-audit',
-      '--no-fund',
-      '--prefer-offline',
-      '--loglevel=error',
-      tarball,
-      `typescript@${repoPackage.devDependencies.typescript}`,
-      `@types/node@${repoPackage.devDependencies['@types/node']}`,
-    ],
-    consumer,
-  );
+  await installInto(consumer, [
+    tarball,
+    `typescript@${repoPackage.devDependencies.typescript}`,
+    `@types/node@${repoPackage.devDependencies['@types/node']}`,
+  ]);
 });
 
 after(() => {
